@@ -1,0 +1,55 @@
+"""Liveness, readiness and the combined health status."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from mnist_serving import __version__
+from mnist_serving.api.deps import HolderDep
+from mnist_serving.schemas import (
+    ErrorBody,
+    HealthResponse,
+    LiveResponse,
+    ReadyResponse,
+)
+
+router = APIRouter(prefix="/health", tags=["health"])
+NOT_READY = {503: {"model": ErrorBody, "description": "Not ready, with the reason."}}
+
+
+@router.get("", responses={503: {"model": HealthResponse}})
+async def health(request: Request, holder: HolderDep) -> HealthResponse:
+    """Process and model status in one answer; 503 while no model is loaded."""
+    model = holder.model
+    reason = holder.ready_reason()
+    body = HealthResponse(
+        status="ok" if reason is None else "unavailable",
+        model_loaded=model is not None,
+        model_version=model.version if model else None,
+        reason=reason,
+        service_version=__version__,
+        uptime_seconds=round(time.monotonic() - request.app.state.started, 3),
+    )
+    if reason is not None:
+        return JSONResponse(body.model_dump(), status_code=503)  # type: ignore[return-value]
+    return body
+
+
+@router.get("/live")
+async def live() -> LiveResponse:
+    """The process is up and its event loop answers."""
+    return LiveResponse(status="alive")
+
+
+@router.get("/ready", responses=NOT_READY)
+async def ready(holder: HolderDep) -> ReadyResponse:
+    """200 once a verified model is loaded; 503 with the reason otherwise."""
+    reason = holder.ready_reason()
+    if reason is not None or holder.model is None:
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": f"not ready: {reason}"}, status_code=503
+        )
+    return ReadyResponse(status="ready", model_version=holder.model.version)

@@ -1,0 +1,34 @@
+"""Model card and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mnist_serving.api.deps import ModelDep
+from mnist_serving.schemas import ErrorBody
+
+router = APIRouter(tags=["model"])
+
+
+@router.get(
+    "/model-info",
+    responses={503: {"model": ErrorBody, "description": "No model loaded."}},
+)
+async def model_info(model: ModelDep) -> dict[str, Any]:
+    """The model card plus the served version, its source and load time."""
+    return model.info()
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text."}},
+    tags=["operations"],
+)
+async def metrics() -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,91 @@
+"""Service settings, read once from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is an upper-case environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Where the model comes from.
+    model_uri: str | None = Field(
+        default=None,
+        description="Local path or abfs:// URL of the .tflite file or its versioned "
+        "folder; overrides the Kedro catalog.",
+    )
+    project_dir: Path = Field(
+        default_factory=Path.cwd,
+        description="Kedro project whose conf/ names the exported model.",
+    )
+    kedro_env: str = Field(
+        default="local", description="Kedro environment layered over conf/base."
+    )
+    azure_storage_account_name: str | None = Field(
+        default=None, description="Storage account for abfs:// URLs without one."
+    )
+
+    # Security and limits.
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,
+        description="Comma-separated keys; when set, predict endpoints need X-API-Key.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per key (or client) a minute; 0=off."
+    )
+    rate_limit_burst: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_base64_chars: int = Field(default=2_000_000, ge=100)
+    max_image_pixels: int = Field(default=16_777_216, ge=784)
+    max_batch_images: int = Field(default=256, ge=1)
+    max_concurrency: int = Field(
+        default=256, ge=1, description="Predict requests in flight before 503."
+    )
+    inline_pixels: int = Field(
+        default=262_144,
+        ge=784,
+        description="Images up to this many pixels are preprocessed on the event "
+        "loop; bigger ones in a worker thread.",
+    )
+
+    # Quality-assurance review thresholds.
+    review_auto_approve: float = Field(default=0.95, gt=0, le=1)
+    review_secondary: float = Field(default=0.80, gt=0, le=1)
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """Accept "k1,k2" as well as a list."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> Settings:
+        """The secondary threshold must sit below the auto-approve one."""
+        if self.review_secondary >= self.review_auto_approve:
+            msg = (
+                f"REVIEW_SECONDARY={self.review_secondary} must be below "
+                f"REVIEW_AUTO_APPROVE={self.review_auto_approve}"
+            )
+            raise ValueError(msg)
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings built once per process."""
+    return Settings()

@@ -1,0 +1,66 @@
+"""The service's exceptions; each maps to one HTTP status and a clear message."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base class: `status_code` and a `detail` that is safe to show a client."""
+
+    status_code = 500
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadImageError(ServingError):
+    """The bytes are not a decodable PNG or JPEG."""
+
+    status_code = 400
+
+
+class UnsupportedMediaError(ServingError):
+    """The image is of a format other than PNG or JPEG."""
+
+    status_code = 415
+
+
+class TooLargeError(ServingError):
+    """The body, the base64 text or the pixel count is above its limit."""
+
+    status_code = 413
+
+
+class InvalidInputError(ServingError):
+    """Well-formed but unusable input: no ink, bad base64, too many images."""
+
+    status_code = 422
+
+
+class UnauthorizedError(ServingError):
+    """Missing or unknown API key."""
+
+    status_code = 401
+
+
+class RateLimitedError(ServingError):
+    """The caller is above its rate limit."""
+
+    status_code = 429
+
+
+class OverloadedError(ServingError):
+    """Too many requests in flight."""
+
+    status_code = 503
+
+
+class ModelUnavailableError(ServingError):
+    """No model is loaded."""
+
+    status_code = 503
+
+
+class ModelLoadError(Exception):
+    """The model or its card could not be found, read or verified."""

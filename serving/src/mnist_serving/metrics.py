@@ -1,0 +1,35 @@
+"""Prometheus metrics: requests, latencies, predicted digits and confidence."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "mnist_http_requests_total",
+    "HTTP requests by route, method and status code.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "mnist_http_request_duration_seconds",
+    "Time from request start to the end of the response, by route.",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+IN_FLIGHT = Gauge("mnist_http_requests_in_flight", "Predict requests being handled.")
+PREDICTIONS = Counter(
+    "mnist_predictions_total", "Predictions by predicted digit.", ["digit"]
+)
+CONFIDENCE = Histogram(
+    "mnist_prediction_confidence",
+    "Probability of the predicted digit.",
+    buckets=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0),
+)
+REVIEWS = Counter(
+    "mnist_prediction_review_total", "Predictions by review outcome.", ["review"]
+)
+MODEL_READY = Gauge("mnist_model_ready", "1 when a verified model is loaded.")
+REJECTED = Counter(
+    "mnist_rejected_requests_total",
+    "Requests refused before the endpoint ran, by reason.",
+    ["reason"],
+)

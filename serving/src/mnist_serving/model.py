@@ -1,0 +1,172 @@
+"""The LiteRT digit model, its card, and loading with an integrity check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mnist_serving.errors import ModelLoadError
+from mnist_serving.location import ModelLocation
+
+log = logging.getLogger(__name__)
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+class ModelCard(BaseModel):
+    """The export's model card; extra keys are kept and shown by /model-info."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    version: str
+    classes: list[int]
+    input_shape: list[int]
+    input_dtype: Literal["float32"]
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    git_commit: str | None = None
+    created_at: str
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_file: str
+
+    @field_validator("classes")
+    @classmethod
+    def _ten_digits(cls, value: list[int]) -> list[int]:
+        if value != list(range(NUM_CLASSES)):
+            msg = f"classes must be 0..9, got {value}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("input_shape")
+    @classmethod
+    def _mnist_shape(cls, value: list[int]) -> list[int]:
+        if tuple(value) != INPUT_SHAPE:
+            msg = f"input_shape must be [28, 28, 1], got {value}"
+            raise ValueError(msg)
+        return value
+
+
+@dataclass
+class DigitModel:
+    """A verified LiteRT model; `predict` is serialised by a lock (not thread-safe)."""
+
+    content: bytes = field(repr=False)
+    card: ModelCard
+    version: str
+    source: str
+    sha256: str
+    batch_threads: int = 2
+    loaded_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._single = self._interpreter(threads=1)
+        self._batch = self._interpreter(threads=self.batch_threads)
+        self._batch_size = 0
+        self._in = self._single.get_input_details()[0]["index"]
+        self._out = self._single.get_output_details()[0]["index"]
+        self._check()
+
+    def _interpreter(self, threads: int) -> Interpreter:
+        interpreter = Interpreter(model_content=self.content, num_threads=threads)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def _check(self) -> None:
+        """Fail now, not on the first request, if the model has the wrong shape."""
+        details = self._single.get_input_details()[0]
+        if tuple(details["shape"][1:]) != INPUT_SHAPE or details["dtype"] != np.float32:
+            msg = (
+                f"model input is {details['shape']} {details['dtype']}, "
+                "expected [N, 28, 28, 1] float32"
+            )
+            raise ModelLoadError(msg)
+        probs = self.predict(np.zeros((1, 28, 28), dtype=np.float32))
+        if probs.shape != (1, NUM_CLASSES):
+            msg = f"model output has shape {probs.shape}, expected (N, 10)"
+            raise ModelLoadError(msg)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) probabilities, in one call."""
+        batch = images.reshape(-1, *INPUT_SHAPE).astype(np.float32, copy=False)
+        with self._lock:
+            if len(batch) == 1:
+                interpreter = self._single
+            else:
+                interpreter = self._batch
+                if len(batch) != self._batch_size:
+                    interpreter.resize_tensor_input(self._in, batch.shape)
+                    interpreter.allocate_tensors()
+                    self._batch_size = len(batch)
+            interpreter.set_tensor(self._in, batch)
+            interpreter.invoke()
+            return interpreter.get_tensor(self._out).copy()
+
+    def info(self) -> dict[str, Any]:
+        """The card plus where and when this version was loaded."""
+        return {
+            **self.card.model_dump(mode="json"),
+            "model_version": self.version,
+            "source": self.source,
+            "sha256_verified": True,
+            "loaded_at": self.loaded_at,
+        }
+
+
+def parse_card(raw: bytes, where: str) -> ModelCard:
+    """Parse and validate a model card."""
+    try:
+        return ModelCard.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        msg = f"model card {where} is invalid: {exc}; re-export the model"
+        raise ModelLoadError(msg) from exc
+
+
+def load_model(location: ModelLocation, batch_threads: int = 2) -> DigitModel:
+    """Read, verify (sha256 against the card) and open one model version."""
+    try:
+        content = location.store.read_bytes(location.model_path)
+        card_raw = location.store.read_bytes(location.card_path)
+    except OSError as exc:
+        msg = f"cannot read {location.model_uri} or its card: {exc}"
+        raise ModelLoadError(msg) from exc
+    card = parse_card(card_raw, location.card_uri)
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != card.model_sha256:
+        msg = (
+            f"model {location.model_uri} has sha256 {digest}, but its card "
+            f"{location.card_uri} records {card.model_sha256}; the model was altered "
+            "or the files are from different runs: re-export with `kedro run` and "
+            "deploy the model and card together"
+        )
+        raise ModelLoadError(msg)
+    version = location.version or card.version
+    if location.version and card.version != location.version:
+        msg = (
+            f"card {location.card_uri} is for version {card.version}, not "
+            f"{location.version}; re-export the model"
+        )
+        raise ModelLoadError(msg)
+    try:
+        return DigitModel(
+            content=content,
+            card=card,
+            version=version,
+            source=location.model_uri,
+            sha256=digest,
+            batch_threads=batch_threads,
+        )
+    except (ValueError, RuntimeError) as exc:
+        msg = f"model {location.model_uri} cannot be opened by LiteRT: {exc}"
+        raise ModelLoadError(msg) from exc

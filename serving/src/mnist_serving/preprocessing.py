@@ -1,0 +1,176 @@
+"""Make any PNG or JPEG look like an MNIST digit; every endpoint goes through here.
+
+The steps follow how MNIST itself was made: grayscale (alpha flattened onto
+white), white digit on black (inverted when the input is dark on light),
+cropped to the ink's bounding box, the longer side scaled to 20 px keeping the
+aspect ratio, pasted into 28x28 so that its centre of mass is in the middle,
+and divided by 255.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mnist_serving.errors import (
+    BadImageError,
+    InvalidInputError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
+
+CANVAS = 28
+DIGIT_BOX = 20
+SCALE = 255.0
+MIN_CONTRAST = 40.0  # ink must differ from the background by this much (0-255)
+INK_FRACTION = 0.1  # pixels above this share of the peak count as ink for cropping
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+FORMATS = ("PNG", "JPEG")
+DATA_URL_TYPES = ("image/png", "image/jpeg", "image/jpg")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Open PNG or JPEG bytes lazily and refuse too many pixels before decoding."""
+    if not data:
+        raise InvalidInputError("image is empty; send a PNG or JPEG file")
+    if not data.startswith((PNG_MAGIC, JPEG_MAGIC)):
+        raise UnsupportedMediaError(
+            "image is neither PNG nor JPEG (unknown file signature); "
+            "send a PNG or JPEG file"
+        )
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(
+            "image could not be decoded: its header is damaged; "
+            "send a complete PNG or JPEG file"
+        ) from exc
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        raise TooLargeError(
+            f"image is {image.width}x{image.height} = {pixels} pixels, above the "
+            f"limit of {max_pixels}; scale it down before sending"
+        )
+    if pixels == 0:
+        raise InvalidInputError("image has no pixels; send a non-empty image")
+    return image
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Decode to a float32 0-255 gray array, flattening any alpha onto white."""
+    try:
+        if image.format == "JPEG":
+            image.draft("L", (CANVAS * 10, CANVAS * 10))
+        if image.mode in _SIXTEEN_BIT_MODES:
+            values = np.asarray(image, dtype=np.float32)
+            peak = 65535.0 if image.mode.startswith("I;16") else max(values.max(), 1)
+            return np.clip(values * (SCALE / peak), 0, SCALE)
+        has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info
+        )
+        if has_alpha:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, rgba)
+        return np.asarray(image.convert("L"), dtype=np.float32)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(
+            f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
+        ) from exc
+
+
+def normalize_polarity(gray: np.ndarray) -> np.ndarray:
+    """Return white ink on a zero background, stretched so the ink peaks at 255."""
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    background = float(np.median(border))
+    if background > SCALE / 2:
+        gray = SCALE - gray
+        background = SCALE - background
+    ink = gray - background
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise InvalidInputError(
+            "no ink found: the image is blank or its digit has too little contrast; "
+            "draw or send a visible digit"
+        )
+    np.clip(ink, 0.0, None, out=ink)
+    ink *= SCALE / peak
+    return ink
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """Crop to the bounding box of the pixels that carry ink."""
+    mask = ink > INK_FRACTION * SCALE
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def scale_to_box(digit: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, keeping the aspect ratio."""
+    height, width = digit.shape
+    factor = box / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    scaled = Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(scaled, dtype=np.float32), 0.0, SCALE)
+
+
+def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
+    """Paste into a canvas x canvas field with the centre of mass in the middle."""
+    height, width = digit.shape
+    total = float(digit.sum()) or 1.0
+    row_mass = float(digit.sum(axis=1) @ np.arange(height)) / total
+    col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
+    middle = (canvas - 1) / 2
+    top = min(max(round(middle - row_mass), 0), canvas - height)
+    left = min(max(round(middle - col_mass), 0), canvas - width)
+    out = np.zeros((canvas, canvas), dtype=np.float32)
+    out[top : top + height, left : left + width] = digit
+    return out
+
+
+def image_to_mnist(image: Image.Image) -> np.ndarray:
+    """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
+    ink = normalize_polarity(to_grayscale(image))
+    digit = scale_to_box(crop_to_ink(ink))
+    return center_by_mass(digit) / SCALE
+
+
+def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
+    """PNG or JPEG bytes to a (28, 28) float32 MNIST-like array in [0, 1]."""
+    return image_to_mnist(open_image(data, max_pixels))
+
+
+def decode_base64_image(text: str, max_chars: int) -> bytes:
+    """Bytes of a data URL or bare base64 image, with the length capped first."""
+    if len(text) > max_chars:
+        raise TooLargeError(
+            f"image text is {len(text)} characters, above the limit of {max_chars}; "
+            "send a smaller image"
+        )
+    payload = text.strip()
+    if payload.startswith("data:"):
+        header, comma, payload = payload.partition(",")
+        media_type = header[5:].split(";", 1)[0].strip().lower()
+        if not comma or not header.endswith(";base64"):
+            raise InvalidInputError(
+                "image data URL must be base64 encoded, like "
+                "'data:image/png;base64,iVBOR...'"
+            )
+        if media_type not in DATA_URL_TYPES:
+            raise UnsupportedMediaError(
+                f"image data URL has type {media_type or 'none'!r}; "
+                "send image/png or image/jpeg"
+            )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(
+            "image is not valid base64; send a data URL or bare base64 of a PNG"
+        ) from exc

@@ -1,0 +1,93 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Review = Literal["auto_approved", "secondary_verification", "manual_review"]
+
+
+class DrawingRequest(BaseModel):
+    """What the drawing page sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(
+        min_length=1,
+        description="PNG or JPEG as a data URL (data:image/png;base64,...) or bare "
+        "base64.",
+        examples=["data:image/png;base64,iVBORw0KGgo..."],
+    )
+
+
+class Prediction(BaseModel):
+    """One classified digit."""
+
+    digit: int = Field(ge=0, le=9, description="The predicted digit.")
+    confidence: float = Field(ge=0, le=1, description="Probability of `digit`.")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="Probability of each digit 0-9."
+    )
+    review: Review = Field(description="Quality-assurance routing of this result.")
+
+
+class PredictionResponse(Prediction):
+    """A prediction with the model version and the request id."""
+
+    model_version: str
+    request_id: str
+
+
+class BatchResponse(BaseModel):
+    """Predictions for a batch, in the order the images were sent."""
+
+    predictions: list[Prediction]
+    count: int
+    model_version: str
+    request_id: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: a message that names the problem and the fix."""
+
+    detail: Any
+
+
+class LiveResponse(BaseModel):
+    """The process answers."""
+
+    status: Literal["alive"]
+
+
+class ReadyResponse(BaseModel):
+    """A verified model is loaded."""
+
+    status: Literal["ready"]
+    model_version: str
+
+
+class HealthResponse(BaseModel):
+    """Combined status of the process and the model."""
+
+    status: Literal["ok", "unavailable"]
+    model_loaded: bool
+    model_version: str | None
+    reason: str | None
+    service_version: str
+    uptime_seconds: float
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "The image could not be decoded.",
+        401: "Missing or invalid API key.",
+        413: "Body, base64 text or pixel count above its limit.",
+        415: "Not a PNG or JPEG.",
+        422: "Invalid input, such as no ink found or too many images.",
+        429: "Rate limit exceeded; see Retry-After.",
+        503: "No model loaded, or too many requests in flight.",
+    }.items()
+}

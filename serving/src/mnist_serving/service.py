@@ -1,0 +1,69 @@
+"""Turn probabilities into responses, metrics and audit log lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnist_serving.config import Settings
+from mnist_serving.metrics import CONFIDENCE, PREDICTIONS, REVIEWS
+from mnist_serving.schemas import Prediction, Review
+
+audit_log = logging.getLogger("mnist_serving.audit")
+
+
+def review_for(confidence: float, settings: Settings) -> Review:
+    """The seed's quality-assurance rule."""
+    if confidence >= settings.review_auto_approve:
+        return "auto_approved"
+    if confidence >= settings.review_secondary:
+        return "secondary_verification"
+    return "manual_review"
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who asked, through which endpoint, and when the request started."""
+
+    request_id: str
+    client_id: str
+    endpoint: str
+    started: float
+
+
+def to_predictions(
+    probabilities: np.ndarray, settings: Settings, context: AuditContext
+) -> list[Prediction]:
+    """One Prediction per row, with metrics and one audit line each (no image data)."""
+    latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
+    results = []
+    for index, row in enumerate(probabilities.tolist()):
+        digit = max(range(10), key=row.__getitem__)
+        confidence = row[digit]
+        review = review_for(confidence, settings)
+        PREDICTIONS.labels(str(digit)).inc()
+        CONFIDENCE.observe(confidence)
+        REVIEWS.labels(review).inc()
+        audit_log.info(
+            "prediction",
+            extra={
+                "event": "prediction",
+                "request_id": context.request_id,
+                "client_id": context.client_id,
+                "endpoint": context.endpoint,
+                "index": index,
+                "digit": digit,
+                "confidence": round(confidence, 6),
+                "review": review,
+                "latency_ms": latency_ms,
+            },
+        )
+        results.append(
+            Prediction(
+                digit=digit, confidence=confidence, probabilities=row, review=review
+            )
+        )
+    return results

@@ -1,0 +1,58 @@
+"""The service's run-time state: the current model or why there is none."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mnist_serving.config import Settings
+from mnist_serving.errors import ModelLoadError, ModelUnavailableError
+from mnist_serving.location import locate_model
+from mnist_serving.metrics import MODEL_READY
+from mnist_serving.model import DigitModel, load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelHolder:
+    """Holds the served model; a failed load keeps the previous one."""
+
+    model: DigitModel | None = None
+    reason: str = "model not loaded yet"
+    shutting_down: bool = False
+
+    def load(self, settings: Settings) -> DigitModel | None:
+        """Locate and load the model; on failure record the reason and log the fix."""
+        try:
+            model = load_model(locate_model(settings))
+        except ModelLoadError as exc:
+            self.reason = str(exc)
+            log.error("model not loaded: %s", exc, extra={"event": "model_load_failed"})
+            MODEL_READY.set(1 if self.model else 0)
+            return None
+        self.model = model
+        self.reason = ""
+        MODEL_READY.set(1)
+        log.info(
+            "model %s loaded from %s (sha256 %s verified)",
+            model.version,
+            model.source,
+            model.sha256[:12],
+            extra={"event": "model_loaded", "model_version": model.version},
+        )
+        return model
+
+    def ready_reason(self) -> str | None:
+        """None when ready, else why not."""
+        if self.shutting_down:
+            return "shutting down"
+        if self.model is None:
+            return self.reason
+        return None
+
+    def require(self) -> DigitModel:
+        """The model, or a 503 that says why there is none."""
+        if self.model is None:
+            raise ModelUnavailableError(f"model not ready: {self.reason}")
+        return self.model

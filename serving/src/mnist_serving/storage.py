@@ -1,0 +1,157 @@
+"""Read model files from local disk or, through fsspec (adlfs), from Blob storage."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Any, Protocol
+
+from mnist_serving.errors import ModelLoadError
+
+REMOTE_SCHEMES = ("abfs://", "abfss://", "az://", "memory://")
+
+
+class Store(Protocol):
+    """The few file operations that locating and loading a model needs."""
+
+    def isdir(self, path: str) -> bool:
+        """True for an existing folder."""
+        ...
+
+    def isfile(self, path: str) -> bool:
+        """True for an existing file."""
+        ...
+
+    def listdir(self, path: str) -> list[str]:
+        """Names (not paths) of the entries of a folder."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file."""
+        ...
+
+    def join(self, *parts: str) -> str:
+        """Join path parts."""
+        ...
+
+    def parent(self, path: str) -> str:
+        """The folder holding `path`."""
+        ...
+
+    def name(self, path: str) -> str:
+        """The last part of `path`."""
+        ...
+
+    def describe(self, path: str) -> str:
+        """`path` as a user would type it (with its URL scheme)."""
+        ...
+
+
+class LocalStore:
+    """Files on the local disk."""
+
+    def isdir(self, path: str) -> bool:
+        """True for an existing folder."""
+        return Path(path).is_dir()
+
+    def isfile(self, path: str) -> bool:
+        """True for an existing file."""
+        return Path(path).is_file()
+
+    def listdir(self, path: str) -> list[str]:
+        """Names of the entries of a folder."""
+        return [child.name for child in Path(path).iterdir()]
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file."""
+        return Path(path).read_bytes()
+
+    def join(self, *parts: str) -> str:
+        """Join path parts."""
+        return str(Path(*parts))
+
+    def parent(self, path: str) -> str:
+        """The folder holding `path`."""
+        return str(Path(path).parent)
+
+    def name(self, path: str) -> str:
+        """The last part of `path`."""
+        return Path(path).name
+
+    def describe(self, path: str) -> str:
+        """The local path itself."""
+        return path
+
+
+class FsspecStore:
+    """Files behind an fsspec filesystem (adlfs for abfs://)."""
+
+    def __init__(self, fs: Any, scheme: str) -> None:
+        self.fs = fs
+        self.scheme = scheme
+
+    def isdir(self, path: str) -> bool:
+        """True for an existing folder."""
+        return bool(self.fs.isdir(path))
+
+    def isfile(self, path: str) -> bool:
+        """True for an existing file."""
+        return bool(self.fs.isfile(path))
+
+    def listdir(self, path: str) -> list[str]:
+        """Names of the entries of a folder."""
+        entries = self.fs.ls(path, detail=False)
+        return [posixpath.basename(str(entry).rstrip("/")) for entry in entries]
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file."""
+        return bytes(self.fs.cat_file(path))
+
+    def join(self, *parts: str) -> str:
+        """Join path parts."""
+        return posixpath.join(*parts)
+
+    def parent(self, path: str) -> str:
+        """The folder holding `path`."""
+        return posixpath.dirname(path.rstrip("/"))
+
+    def name(self, path: str) -> str:
+        """The last part of `path`."""
+        return posixpath.basename(path.rstrip("/"))
+
+    def describe(self, path: str) -> str:
+        """`path` with its scheme."""
+        return f"{self.scheme}://{path.lstrip('/')}"
+
+
+def is_remote(uri: str) -> bool:
+    """True for URLs that need fsspec."""
+    return uri.startswith(REMOTE_SCHEMES)
+
+
+def open_store(uri: str, account_name: str | None = None) -> tuple[Store, str]:
+    """The store for `uri` and the path inside it."""
+    if uri.startswith("file://"):
+        return LocalStore(), uri.removeprefix("file://")
+    if not is_remote(uri):
+        return LocalStore(), uri
+    try:
+        import fsspec  # noqa: PLC0415 - optional extra
+    except ImportError as exc:
+        msg = (
+            f"model location {uri} is in Blob storage, which needs the azure extra: "
+            "pip install 'mnist-serving[azure]'"
+        )
+        raise ModelLoadError(msg) from exc
+    scheme = uri.split("://", 1)[0]
+    options: dict[str, Any] = {}
+    if scheme in ("abfs", "abfss", "az"):
+        options["anon"] = False  # use DefaultAzureCredential (workload identity)
+        if account_name:
+            options["account_name"] = account_name
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **options)
+    except (ImportError, ValueError) as exc:
+        msg = f"cannot open model location {uri}: {exc}"
+        raise ModelLoadError(msg) from exc
+    return FsspecStore(fs, scheme), path
