@@ -27,17 +27,10 @@ log = logging.getLogger(__name__)
 BIG_IMAGE_THREADS = 2
 
 
-def _settings(app: FastAPI) -> Settings:
-    """The settings in force: an override (tests, factory argument) or the env."""
-    provider = app.dependency_overrides.get(get_settings, get_settings)
-    settings: Settings = provider()
-    return settings
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model once at start; the process stays up if that fails."""
-    settings = _settings(app)
+    settings: Settings = app.state.settings
     app.state.started = time.monotonic()
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_per_minute, settings.rate_limit_burst
@@ -73,16 +66,16 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; `settings` (tests) win over the environment."""
+    """The app; `settings` (tests) win over the environment via get_settings()."""
     app = FastAPI(
         title="MNIST digit classifier",
         version=__version__,
         description="Classifies handwritten digits with the exported LiteRT model.",
         lifespan=lifespan,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
-    effective = _settings(app)
+    effective = settings or get_settings()
+    app.dependency_overrides[get_settings] = lambda: effective
+    app.state.settings = effective
     app.state.holder = ModelHolder()
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -78,7 +78,9 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             image = Image.alpha_composite(white, rgba)
-        return np.asarray(image.convert("L"), dtype=np.float32)
+        if image.mode != "L":
+            image = image.convert("L")
+        return np.asarray(image).astype(np.float32)
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(
             f"image could not be decoded: {exc}; send a complete PNG or JPEG file"

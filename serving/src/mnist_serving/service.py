@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mnist_serving.config import Settings
 from mnist_serving.metrics import CONFIDENCE, PREDICTIONS, REVIEWS
-from mnist_serving.schemas import Prediction, Review
+from mnist_serving.schemas import Review
 
 audit_log = logging.getLogger("mnist_serving.audit")
 
@@ -36,8 +37,8 @@ class AuditContext:
 
 def to_predictions(
     probabilities: np.ndarray, settings: Settings, context: AuditContext
-) -> list[Prediction]:
-    """One Prediction per row, with metrics and one audit line each (no image data)."""
+) -> list[dict[str, Any]]:
+    """One prediction dict per row, with metrics and one audit line each (no image data)."""
     latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
     results = []
     for index, row in enumerate(probabilities.tolist()):
@@ -62,8 +63,11 @@ def to_predictions(
             },
         )
         results.append(
-            Prediction(
-                digit=digit, confidence=confidence, probabilities=row, review=review
-            )
+            {
+                "digit": digit,
+                "confidence": confidence,
+                "probabilities": row,
+                "review": review,
+            }
         )
     return results

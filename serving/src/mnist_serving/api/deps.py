@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from mnist_serving.config import Settings, get_settings
+from mnist_serving.config import Settings
 from mnist_serving.model import DigitModel
 from mnist_serving.security import RateLimiter, check_api_key
 from mnist_serving.state import ModelHolder
@@ -18,7 +18,18 @@ api_key_header = APIKeyHeader(
     description="Required on predict endpoints when the server has API_KEYS set.",
 )
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def app_settings(request: Request) -> Settings:
+    """The app's settings (resolved once by create_app from get_settings).
+
+    An async dependency: a plain `def` one would cost a thread-pool hop per request.
+    """
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_holder(request: Request) -> ModelHolder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 import numpy as np
@@ -16,6 +16,7 @@ from mnist_serving.schemas import (
     ERROR_RESPONSES,
     BatchResponse,
     DrawingRequest,
+    Prediction,
     PredictionResponse,
 )
 from mnist_serving.service import AuditContext, to_predictions
@@ -34,7 +35,7 @@ async def to_mnist(data: bytes, request: Request, settings: Settings) -> np.ndar
 
 def _respond(
     request: Request, probabilities: np.ndarray, settings: Settings, client: str
-) -> tuple[list, str]:
+) -> tuple[list[dict[str, Any]], str]:
     state = request.state
     context = AuditContext(
         request_id=state.request_id,
@@ -62,7 +63,7 @@ async def predict(
         request, model.predict(image[None]), settings, client
     )
     return PredictionResponse(
-        **predictions[0].model_dump(),
+        **predictions[0],
         model_version=model.version,
         request_id=request_id,
     )
@@ -83,7 +84,7 @@ async def predict_drawing(
         request, model.predict(image[None]), settings, client
     )
     return PredictionResponse(
-        **predictions[0].model_dump(),
+        **predictions[0],
         model_version=model.version,
         request_id=request_id,
     )
@@ -114,7 +115,7 @@ async def predict_batch(
             raise type(exc)(f"image {index} ({name}): {exc.detail}") from exc
     predictions, request_id = _respond(request, model.predict(images), settings, client)
     return BatchResponse(
-        predictions=predictions,
+        predictions=[Prediction(**item) for item in predictions],
         count=len(predictions),
         model_version=model.version,
         request_id=request_id,

@@ -1,0 +1,221 @@
+"""Serving benchmarks: a real `mnist-serve` (uvicorn) on 127.0.0.1 driven by wrk.
+
+Run from the repository root after `make -C serving install` (wrk from Debian):
+
+    serving/.venv/bin/python benchmarks/serving/bench_serving.py
+
+Prints, for one uvicorn worker:
+  * ready time: from process start to the first 200 from /health/ready;
+  * /predict with a 28x28 PNG at 32 connections: requests/s, p99, errors;
+  * /predict from a single client: p50;
+  * /predict-batch with BATCH images per request: images/s;
+  * the size of a fresh runtime install's site-packages (serving/requirements.lock
+    plus the package, no test tools), unless --skip-size.
+The rate limit is switched off (RATE_LIMIT_PER_MINUTE=0): it is per client, and
+wrk is one client. Audit log lines are written to a file, as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = ROOT / "serving"
+FIXTURES = SERVING / "tests" / "fixtures"
+DEFAULT_MODEL = FIXTURES / "model" / "mnist_cnn.tflite"
+BOUNDARY = "----mnistbenchboundary"
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def free_port() -> int:
+    """An unused loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG encoding of a uint8 image."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multipart(field: str, images: list[bytes]) -> bytes:
+    """A multipart/form-data body with one part per image."""
+    parts = []
+    for index, data in enumerate(images):
+        head = (
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"d{index}.png\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def wrk_script(workdir: Path, path: str, body: bytes) -> Path:
+    """A wrk Lua script that POSTs `body` as multipart to `path`."""
+    body_file = workdir / f"body{len(body)}.bin"
+    body_file.write_bytes(body)
+    script = workdir / f"post{len(body)}.lua"
+    script.write_text(
+        f'local f = io.open("{body_file}", "rb")\n'
+        "wrk.body = f:read(\"*all\")\nf:close()\n"
+        f'wrk.method = "POST"\nwrk.path = "{path}"\n'
+        f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
+    )
+    return script
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
+    """Run wrk (one thread) and parse requests/s, latency percentiles, errors."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        result[f"p{pct}_ms"] = float(match.group(1)) * UNITS[match.group(2)]
+    total = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(total.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["errors"] = (int(non2xx.group(1)) if non2xx else 0) + (
+        sum(int(g) for g in sock.groups()) if sock else 0
+    )
+    return result
+
+
+@contextmanager
+def server(model_uri: str, port: int, log_file: Path):
+    """A running mnist-serve; yields (process, seconds until ready)."""
+    env = {
+        **os.environ,
+        "MODEL_URI": model_uri,
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "MAX_CONCURRENCY": "1024",
+    }
+    exe = Path(sys.executable).with_name("mnist-serve")
+    with log_file.open("wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(exe), "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            ready = wait_ready(f"http://127.0.0.1:{port}/health/ready", started, proc)
+            yield proc, ready
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def wait_ready(url: str, started: float, proc: subprocess.Popen, limit: float = 30) -> float:
+    """Seconds from `started` until `url` answers 200."""
+    while time.perf_counter() - started < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mnist-serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} not ready after {limit} s")
+
+
+def install_size(workdir: Path) -> float:
+    """MB of site-packages of a fresh runtime install from serving/requirements.lock."""
+    venv = workdir / "runtime-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "-q"]
+    subprocess.run(
+        [*pip, "install", "--require-hashes", "-r", str(SERVING / "requirements.lock")],
+        check=True,
+    )
+    subprocess.run([*pip, "install", "--no-deps", str(SERVING)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    total = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
+    return total / 1e6
+
+
+def main() -> None:
+    """Run every benchmark and print the figures (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-uri", default=str(DEFAULT_MODEL))
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--skip-size", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    sample = np.load(FIXTURES / "mnist_test_sample.npz")
+    images = [png_bytes(image) for image in sample["images"]]
+    figures: dict[str, object] = {"cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        with server(args.model_uri, port, work / "server.log") as (_, ready):
+            figures["ready_s"] = round(ready, 3)
+            base = f"http://127.0.0.1:{port}"
+            single = wrk_script(work, "/predict", multipart("file", images[:1]))
+            run_wrk(base, single, args.connections, 2)  # warm-up
+            figures["predict_32"] = run_wrk(base, single, args.connections, args.seconds)
+            figures["predict_1"] = run_wrk(base, single, 1, args.seconds)
+            batch_images = (images * (args.batch // len(images) + 1))[: args.batch]
+            batch = wrk_script(work, "/predict-batch", multipart("files", batch_images))
+            result = run_wrk(base, batch, 2, args.seconds)
+            result["images_per_s"] = round(result["rps"] * args.batch, 1)
+            result["batch"] = args.batch
+            figures["predict_batch"] = result
+        if not args.skip_size:
+            figures["site_packages_mb"] = round(install_size(work), 1)
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def report(figures: dict) -> None:
+    """Print the figures next to the targets of issue 4."""
+    p32, p1, pb = figures["predict_32"], figures["predict_1"], figures["predict_batch"]
+    lines = [
+        f"ready after start:            {figures['ready_s']:.2f} s   (target <= 2 s)",
+        f"/predict, 32 connections:     {p32['rps']:.0f} req/s, p99 {p32['p99_ms']:.1f} ms,"
+        f" errors {p32['errors']} of {p32['requests']}   (>= 2000 req/s, p99 <= 50 ms, 0)",
+        f"/predict, single client:      p50 {p1['p50_ms']:.2f} ms, {p1['rps']:.0f} req/s"
+        "   (p50 <= 2 ms)",
+        f"/predict-batch ({pb['batch']}/request): {pb['images_per_s']:.0f} images/s,"
+        f" errors {pb['errors']}   (>= 10000 images/s)",
+    ]
+    if "site_packages_mb" in figures:
+        lines.append(
+            f"runtime site-packages:        {figures['site_packages_mb']:.1f} MB   (<= 200 MB)"
+        )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Exception hierarchy of the project: every failure a user can fix has a type."""
+
+
+class MnistMlopsError(Exception):
+    """Base class of the project's errors."""
+
+
+class DataSourceError(MnistMlopsError):
+    """The raw data could not be found or is not what it claims to be."""
+
+
+class DataValidationError(MnistMlopsError):
+    """The raw table does not have the MNIST CSV layout or values."""
+
+
+class ParameterError(MnistMlopsError):
+    """A parameter file holds an unknown key or an invalid value."""
+
+
+class ParityError(MnistMlopsError):
+    """The exported LiteRT model does not agree with the Keras model."""

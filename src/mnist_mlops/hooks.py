@@ -1,0 +1,133 @@
+"""Project hooks: run facts for the model card, and the MLflow model registration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from kedro.framework.hooks import hook_impl
+from kedro.io import DataCatalog
+from mlflow.models import infer_signature
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO = "run_info"
+CARD = "model_card"
+KERAS_MODEL = "keras_model"
+LITERT_MODEL = "litert_model"
+# The training environment pins these; stating them skips MLflow's slow inference.
+PIP_REQUIREMENTS = ["tensorflow==2.21.0", "keras>=3.15,<4"]
+
+
+def git_commit() -> str:
+    """The checked-out commit, from $GIT_COMMIT (CI, containers) or git itself."""
+    if commit := os.environ.get("GIT_COMMIT"):
+        return commit
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed args
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+class RunInfoHook:
+    """Puts `run_info` in the catalog and registers the trained model in MLflow.
+
+    Nodes stay pure: the run's identity (Kedro save version, MLflow run id, git
+    commit, time) reaches `build_model_card` as the `run_info` dataset. Once the
+    card exists (parity passed), the Keras model is logged to the MLflow run and
+    registered under the card's name with the `deployment` and `dataset` tags.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing saved."""
+        self._saved: dict[str, Any] = {}
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has started its run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], catalog: DataCatalog
+    ) -> None:
+        """Publish the run's identity as the `run_info` dataset."""
+        active = mlflow.active_run()
+        catalog[RUN_INFO] = {
+            "version": run_params["run_id"],  # = the catalog's save version
+            "mlflow_run_id": active.info.run_id if active else None,
+            "git_commit": git_commit(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Keep the model and its export; register them once the card is on disk.
+
+        Registering after the card is saved means a run that failed its parity
+        check, or could not write its card, never reaches the registry.
+        """
+        if dataset_name in (KERAS_MODEL, LITERT_MODEL):
+            self._saved[dataset_name] = data
+        if dataset_name == CARD and mlflow.active_run() is not None:
+            register_model(self._saved, data)
+            self._saved.clear()
+
+
+def register_model(saved: dict[str, Any], card: dict[str, Any]) -> None:
+    """Log model, export and card to the active run; register and tag the model.
+
+    `saved` holds what this run saved; a resumed run (`--from-nodes`) that did
+    not train logs its export and card but registers nothing.
+    """
+    mlflow.log_dict(card, "model/model_card.json")
+    if LITERT_MODEL in saved:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / card["model_file"]
+            path.write_bytes(saved[LITERT_MODEL])
+            mlflow.log_artifact(str(path), artifact_path="model")
+    if KERAS_MODEL not in saved:
+        logger.warning(
+            "Model '%s' not registered: the Keras model was not trained "
+            "in this run (resumed run). Re-run `kedro run --pipeline "
+            "training` to register one.",
+            card["name"],
+        )
+        return
+    signature = infer_signature(
+        np.zeros((1, *card["input_shape"]), np.float32),
+        np.zeros((1, len(card["classes"])), np.float32),
+    )
+    info = mlflow.keras.log_model(
+        saved[KERAS_MODEL],
+        name="keras",
+        registered_model_name=card["name"],
+        signature=signature,
+        pip_requirements=PIP_REQUIREMENTS,
+    )
+    client = mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    dataset = (
+        f"{card['dataset']['name']} rows={card['dataset']['rows']} "
+        f"sha256={card['dataset']['sha256'][:16]}"
+    )
+    tags = {
+        "deployment": card["training"]["deployment_tag"],
+        "dataset": dataset,
+        "kedro_version": card["version"],
+        "model_sha256": card["model_sha256"],
+        "official_test_accuracy": str(card["metrics"]["official_test_accuracy"]),
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(card["name"], version, key, value)
+    client.set_registered_model_tag(card["name"], "dataset", dataset)
+    logger.info("Registered MLflow model '%s' version %s.", card["name"], version)

@@ -1,0 +1,154 @@
+"""One training loop for one worker and for N: a custom step under tf.distribute.
+
+`model.fit` under MultiWorkerMirroredStrategy fails with TF 2.21 / Keras 3
+("Attempt to convert a value (PerReplica...)"), while `strategy.run` over a
+distributed dataset with `tf.GradientTape` works (see DESIGN.md). So both paths
+use this loop; with one worker the strategy is TensorFlow's default (no-op) one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_mlops.params import TrainingParams
+
+from .augment import build_augmenter
+from .cnn import build_model
+
+logger = logging.getLogger(__name__)
+
+History = dict[str, list[float]]
+PREDICT_BATCH = 2048
+
+
+def predict_proba(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Class probabilities for many images: a few large batched calls, no `predict`."""
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return np.concatenate(
+        [
+            call(images[i : i + PREDICT_BATCH]).numpy()
+            for i in range(0, len(images), PREDICT_BATCH)
+        ]
+    )
+
+
+def _dataset(
+    x: np.ndarray, y: np.ndarray, cfg: TrainingParams, global_batch: int
+) -> tf.data.Dataset:
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    data = data.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+    data = data.batch(global_batch)
+    if cfg.augmentation.enabled:
+        augmenter = build_augmenter(cfg.augmentation, cfg.seed)
+        data = data.map(
+            lambda a, b: (augmenter(a, training=True), b),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _make_step(
+    strategy: tf.distribute.Strategy,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    global_batch: int,
+) -> Callable:
+    def replica_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
+            loss = tf.nn.compute_average_loss(
+                per_example, global_batch_size=global_batch
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.cast(y, tf.int64)), tf.float32)
+        return tf.reduce_sum(per_example), tf.reduce_sum(hits)
+
+    @tf.function
+    def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        loss_sum, hits = strategy.run(replica_step, args=(x, y))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None),
+        )
+
+    return step
+
+
+def _evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    probs = predict_proba(model, x)
+    loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+    return float(np.mean(loss)), float(np.mean(probs.argmax(-1) == y))
+
+
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainingParams,
+    strategy: tf.distribute.Strategy | None = None,
+) -> tuple[keras.Model, History]:
+    """Train the CNN with early stopping on a held-out validation slice."""
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(cfg.seed)
+    n_val = max(1, round(len(x) * cfg.validation_fraction))
+    x_fit, y_fit, x_val, y_val = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    with strategy.scope():
+        model = build_model(cfg.model)
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            cfg.learning_rate,
+            decay_steps=-(-len(x_fit) // global_batch),
+            decay_rate=cfg.lr_decay_per_epoch,
+            staircase=True,
+        )
+        optimizer = keras.optimizers.Adam(schedule)
+    step = _make_step(strategy, model, optimizer, global_batch)
+    data = strategy.experimental_distribute_dataset(
+        _dataset(x_fit, y_fit, cfg, global_batch)
+    )
+    stopper = keras.callbacks.EarlyStopping(
+        **cfg.early_stopping.model_dump(), verbose=0
+    )
+    callbacks = keras.callbacks.CallbackList([stopper], model=model)
+    history: History = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    model.stop_training = False  # set by EarlyStopping, as in fit()
+    callbacks.on_train_begin()
+    for epoch in range(cfg.epochs):
+        start, loss_sum, hits = time.perf_counter(), 0.0, 0.0
+        for xb, yb in data:
+            batch_loss, batch_hits = step(xb, yb)
+            loss_sum, hits = loss_sum + float(batch_loss), hits + float(batch_hits)
+        val_loss, val_acc = _evaluate(model, x_val, y_val)
+        logs = {
+            "loss": loss_sum / len(x_fit),
+            "accuracy": hits / len(x_fit),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+        }
+        for key, value in logs.items():
+            history[key].append(value)
+        logger.info(
+            "Epoch %d/%d - %.1fs - loss %.4f - accuracy %.4f - val_loss %.4f"
+            " - val_accuracy %.4f",
+            epoch + 1,
+            cfg.epochs,
+            time.perf_counter() - start,
+            *logs.values(),
+        )
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            logger.info(
+                "Early stopping after epoch %d (best %s restored).",
+                epoch + 1,
+                cfg.early_stopping.monitor,
+            )
+            break
+    callbacks.on_train_end()
+    return model, history

@@ -1,0 +1,109 @@
+"""Strict models of the parameter files: a typo fails at the start, not mid-run."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mnist_mlops.errors import ParameterError
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitParams(Strict):
+    """How rows become train and test sets."""
+
+    strategy: Literal["random", "official"] = "random"
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    official_test_rows: int = Field(10_000, ge=1)
+    sample_size: int | None = Field(None, ge=20)
+
+
+class DataProcessingParams(Strict):
+    """parameters_data_processing.yml, key `data_processing`."""
+
+    split: SplitParams = SplitParams()
+    max_reported_bad_rows: int = Field(5, ge=1)
+
+
+class ModelParams(Strict):
+    """The CNN's architecture."""
+
+    conv_filters: tuple[int, ...] = (32, 64)
+    kernel_size: int = Field(3, ge=1)
+    pool_size: int = Field(2, ge=1)
+    dense_units: int = Field(128, ge=1)
+    flatten_dropout: float = Field(0.5, ge=0, lt=1)
+    dense_dropout: float = Field(0.3, ge=0, lt=1)
+    batch_norm: bool = False
+
+
+class AugmentationParams(Strict):
+    """Random affine distortions of the training images (off in the seed config)."""
+
+    enabled: bool = False
+    rotation_degrees: float = Field(10.0, ge=0, le=45)
+    zoom: float = Field(0.1, ge=0, lt=1)
+    translation: float = Field(0.1, ge=0, lt=1)
+
+
+class EarlyStoppingParams(Strict):
+    """Keras EarlyStopping settings."""
+
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(3, ge=1)
+    restore_best_weights: bool = True
+
+
+class DistributedParams(Strict):
+    """Multi-worker training; 1 worker is the plain single-process path."""
+
+    workers: int = Field(1, ge=1)
+
+
+class TrainingParams(Strict):
+    """parameters_training.yml, key `training`."""
+
+    seed: int = 42
+    model: ModelParams = ModelParams()
+    learning_rate: float = Field(1e-3, gt=0)
+    lr_decay_per_epoch: float = Field(1.0, gt=0, le=1)
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(15, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    augmentation: AugmentationParams = AugmentationParams()
+    distributed: DistributedParams = DistributedParams()
+    min_parity_agreement: float = Field(0.999, gt=0, le=1)
+    model_name: str = "mnist-digit-classifier"
+    deployment_tag: str = "candidate"
+
+    @model_validator(mode="after")
+    def _filters_given(self) -> TrainingParams:
+        if not self.model.conv_filters:
+            raise ValueError("model.conv_filters needs at least one layer")
+        return self
+
+
+M = TypeVar("M", bound=Strict)
+
+
+def parse(model: type[M], raw: dict[str, Any], where: str) -> M:
+    """Validate `raw` against `model`, raising ParameterError that names the file."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ParameterError(
+            f"Invalid parameters in {where}: {problems}. Fix the value in "
+            f"conf/base/{where} (or the environment that overrides it)."
+        ) from exc

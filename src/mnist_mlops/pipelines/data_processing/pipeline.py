@@ -1,0 +1,44 @@
+"""Wiring of data_processing."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import describe_dataset, normalize, split_dataset, validate_table
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Raw table -> validated table -> normalised arrays -> train/test splits."""
+    return Pipeline(
+        [
+            Node(
+                validate_table,
+                ["mnist_full", "params:data_processing"],
+                "validated_mnist",
+                name="validate_table_node",
+            ),
+            Node(
+                describe_dataset,
+                "validated_mnist",
+                "dataset_info",
+                name="describe_dataset_node",
+            ),
+            Node(
+                normalize,
+                "validated_mnist",
+                ["images", "labels"],
+                name="normalize_node",
+            ),
+            Node(
+                split_dataset,
+                ["images", "labels", "params:data_processing"],
+                [
+                    "x_train",
+                    "y_train",
+                    "x_test",
+                    "y_test",
+                    "x_official_test",
+                    "y_official_test",
+                ],
+                name="split_dataset_node",
+            ),
+        ]
+    )

@@ -1,0 +1,194 @@
+"""Nodes of training: pure functions from arrays to a model, metrics and an export."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix
+
+from mnist_mlops.errors import ParityError
+from mnist_mlops.modeling.litert import export_litert, litert_predict
+from mnist_mlops.modeling.loop import History, predict_proba, train
+from mnist_mlops.modeling.plots import confusion_matrix_figure, training_curves
+from mnist_mlops.params import TrainingParams, parse
+
+logger = logging.getLogger(__name__)
+
+PARAMS_FILE = "parameters_training.yml"
+N_CLASSES = 10
+MODEL_FILE = "mnist_cnn.tflite"
+
+
+def train_model(
+    x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
+) -> tuple[keras.Model, History]:
+    """Train the CNN; one worker trains in-process, N under MultiWorkerMirrored."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    strategy = (
+        tf.distribute.MultiWorkerMirroredStrategy()
+        if cfg.distributed.workers > 1
+        else None
+    )
+    return train(x_train, y_train, cfg, strategy)
+
+
+def report_training(history: History) -> tuple[Figure, dict[str, list[dict]]]:
+    """Training-curves figure and the per-epoch metrics in MLflow's history form."""
+    per_epoch = {
+        (key if key.startswith("val_") else f"train_{key}"): [
+            {"step": i + 1, "value": v} for i, v in enumerate(values)
+        ]
+        for key, values in history.items()
+    }
+    return training_curves(history), per_epoch
+
+
+def _scores(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    hits = probs.argmax(-1) == y
+    loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+    return {
+        "accuracy": float(hits.mean()),
+        "loss": float(np.mean(loss)),
+        "per_class_accuracy": {
+            str(d): float(hits[y == d].mean())
+            for d in range(N_CLASSES)
+            if (y == d).any()
+        },
+    }
+
+
+def evaluate_model(
+    model: keras.Model,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    x_official: np.ndarray,
+    y_official: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, dict], Figure, np.ndarray]:
+    """Score the test split and the official test set.
+
+    Returns the metrics report, its scalars for MLflow, the official-set confusion
+    matrix figure and the test-split probabilities (for the parity check).
+    """
+    probs = predict_proba(model, x_test)
+    official_probs = predict_proba(model, x_official)
+    test, official = _scores(y_test, probs), _scores(y_official, official_probs)
+    matrix = confusion_matrix(
+        y_official, official_probs.argmax(-1), labels=range(N_CLASSES)
+    )
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "official_test_accuracy": official["accuracy"],
+        "official_test_loss": official["loss"],
+        "per_class_accuracy": test["per_class_accuracy"],
+        "official_per_class_accuracy": official["per_class_accuracy"],
+        "average_confidence": float(probs.max(-1).mean()),
+        "test_samples": len(y_test),
+        "official_test_samples": len(y_official),
+        "official_confusion_matrix": matrix.tolist(),
+    }
+    scalars = {
+        k: {"value": v, "step": 0} for k, v in metrics.items() if isinstance(v, float)
+    }
+    scalars |= {
+        f"per_class_accuracy_{d}": {"value": v, "step": 0}
+        for d, v in test["per_class_accuracy"].items()
+    }
+    logger.info(
+        "Test accuracy %.4f, official test accuracy %.4f.",
+        test["accuracy"],
+        official["accuracy"],
+    )
+    title = f"Official test set: accuracy {official['accuracy']:.4f}"
+    return metrics, scalars, confusion_matrix_figure(matrix, title), probs
+
+
+def export_model(model: keras.Model) -> bytes:
+    """The model as a LiteRT flatbuffer."""
+    return export_litert(model)
+
+
+def check_parity(
+    model_bytes: bytes,
+    keras_probs: np.ndarray,
+    x_test: np.ndarray,
+    params: dict[str, Any],
+) -> dict[str, float]:
+    """Fail unless LiteRT's predicted classes agree with Keras on the test split."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    litert_probs = litert_predict(model_bytes, x_test)
+    agreement = float(np.mean(litert_probs.argmax(-1) == keras_probs.argmax(-1)))
+    max_diff = float(np.abs(litert_probs - keras_probs).max())
+    if agreement < cfg.min_parity_agreement:
+        raise ParityError(
+            f"LiteRT export '{MODEL_FILE}' agrees with the Keras model on "
+            f"{agreement:.4%} of {len(x_test)} test images, below the required "
+            f"{cfg.min_parity_agreement:.2%} (max probability difference "
+            f"{max_diff:.3g}). The conversion changed the model: check for layers "
+            "LiteRT does not support before deploying it."
+        )
+    logger.info(
+        "LiteRT parity: %.4f%% agreement, max diff %.2g.", agreement * 100, max_diff
+    )
+    return {
+        "argmax_agreement": agreement,
+        "max_probability_difference": max_diff,
+        "images": len(x_test),
+    }
+
+
+def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
+    model_bytes: bytes,
+    metrics: dict[str, Any],
+    parity: dict[str, float],
+    dataset_info: dict[str, Any],
+    run_info: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything a consumer of the export needs to know, as JSON."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    return {
+        "name": cfg.model_name,
+        "version": run_info["version"],
+        "model_file": MODEL_FILE,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "model_bytes": len(model_bytes),
+        "format": "litert",
+        "classes": list(range(N_CLASSES)),
+        "input_shape": [28, 28, 1],
+        "input_dtype": "float32",
+        "output": "float32 [N, 10] softmax probabilities",
+        "preprocessing": {
+            "description": "Grayscale, white digit on black; crop to the ink, scale "
+            "the longer side to 20 px, centre by centre of mass in "
+            "28x28, divide by 255.",
+            "scale": 255,
+            "polarity": "white-on-black",
+            "digit_box": 20,
+            "canvas": 28,
+            "centering": "center_of_mass",
+        },
+        "metrics": {
+            k: metrics[k]
+            for k in (
+                "test_accuracy",
+                "test_loss",
+                "official_test_accuracy",
+                "official_test_loss",
+                "average_confidence",
+                "per_class_accuracy",
+            )
+        },
+        "parity": parity,
+        "dataset": dataset_info,
+        "training": cfg.model_dump(mode="json"),
+        "mlflow_run_id": run_info["mlflow_run_id"],
+        "git_commit": run_info["git_commit"],
+        "created_at": run_info["created_at"],
+    }

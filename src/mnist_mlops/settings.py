@@ -1,0 +1,27 @@
+"""Kedro project settings: hooks, config loader and disabled plugin hooks."""
+
+from kedro.config import OmegaConfigLoader
+
+from mnist_mlops.config import env_or_default
+from mnist_mlops.hooks import RunInfoHook
+
+HOOKS = (RunInfoHook(),)
+
+# kedro-azureml's hook only serves AzureMLAssetDataset entries, which this project
+# does not use (Blob data goes through adlfs), and it makes a plain `kedro run`
+# fail when no azureml.yml is found. kedro-telemetry must never prompt in CI.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-azureml", "kedro-telemetry")
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {
+        "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
+        "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
+        "azureml": ["azureml*", "azureml*/**", "**/azureml*"],
+    },
+    # Environments override only the parameter keys they name.
+    "merge_strategy": {"parameters": "soft"},
+    "custom_resolvers": {"env": env_or_default},
+}
