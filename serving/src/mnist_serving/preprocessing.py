@@ -129,7 +129,7 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     total = float(digit.sum()) or 1.0
     row_mass = float(digit.sum(axis=1) @ np.arange(height)) / total
     col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
-    middle = (canvas - 1) / 2
+    middle = canvas / 2  # MNIST itself has its centre of mass at pixel index ~14
     top = min(max(round(middle - row_mass), 0), canvas - height)
     left = min(max(round(middle - col_mass), 0), canvas - width)
     out = np.zeros((canvas, canvas), dtype=np.float32)

@@ -38,7 +38,7 @@ class AuditContext:
 def to_predictions(
     probabilities: np.ndarray, settings: Settings, context: AuditContext
 ) -> list[dict[str, Any]]:
-    """One prediction dict per row, with metrics and one audit line each (no image data)."""
+    """A prediction dict per row, with metrics and one audit line each (no image)."""
     latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
     results = []
     for index, row in enumerate(probabilities.tolist()):

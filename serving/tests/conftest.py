@@ -1,0 +1,80 @@
+"""Shared fixtures: the committed fixture model, MNIST samples and app clients."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mnist_serving.config import Settings
+from mnist_serving.main import create_app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODEL_ROOT = FIXTURES / "model"
+MODEL_URI = str(MODEL_ROOT / "mnist_cnn.tflite")
+
+
+def png(image: np.ndarray | Image.Image, mode: str | None = None) -> bytes:
+    """PNG bytes of an array or image."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if mode:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of a uint8 array."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def sample() -> dict[str, np.ndarray]:
+    """The first 200 official MNIST test images (uint8) and labels."""
+    data = np.load(FIXTURES / "mnist_test_sample.npz")
+    return {"images": data["images"], "labels": data["labels"]}
+
+
+@pytest.fixture(scope="session")
+def digit_png(sample: dict[str, np.ndarray]) -> bytes:
+    """A 28x28 PNG of MNIST test image 0 (a 7)."""
+    return png(sample["images"][0])
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Test settings: the fixture model, no rate limit unless asked."""
+    values: dict[str, Any] = {"model_uri": MODEL_URI, "rate_limit_per_minute": 0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def running(**overrides: Any) -> Iterator[TestClient]:
+    """A TestClient whose lifespan (model load) has run."""
+    app = create_app(make_settings(**overrides))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    """A client of an app serving the fixture model with default limits."""
+    with running() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client_with() -> Callable[..., Any]:
+    """Factory for a client with setting overrides: `with client_with(x=1) as c:`."""
+    return running

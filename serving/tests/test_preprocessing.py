@@ -1,0 +1,224 @@
+"""Unit tests of the shared preprocessing: centring, inversion, alpha, aspect ratio."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from conftest import jpeg, png
+from PIL import Image, ImageDraw
+
+from mnist_serving.errors import (
+    BadImageError,
+    InvalidInputError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
+from mnist_serving.preprocessing import (
+    CANVAS,
+    DIGIT_BOX,
+    decode_base64_image,
+    preprocess,
+)
+
+LIMIT = 50_000_000
+
+
+def blob(size: tuple[int, int], box: tuple[int, int, int, int], ink: int = 255):
+    """A gray image (width, height) with a filled rectangle of `ink` on 0."""
+    image = Image.new("L", size, 0)
+    ImageDraw.Draw(image).rectangle(box, fill=ink)
+    return np.asarray(image)
+
+
+def ink_box(out: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the region above 10% ink."""
+    rows = np.flatnonzero((out > 0.1).any(axis=1))
+    cols = np.flatnonzero((out > 0.1).any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def centre_of_mass(out: np.ndarray) -> tuple[float, float]:
+    """(row, col) centre of mass."""
+    total = out.sum()
+    rows, cols = np.indices(out.shape)
+    return (rows * out).sum() / total, (cols * out).sum() / total
+
+
+def test_output_is_28x28_float32_in_unit_range(sample):
+    out = preprocess(png(sample["images"][0]), LIMIT)
+    assert out.shape == (CANVAS, CANVAS)
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0
+    assert out.max() == pytest.approx(1.0)
+
+
+def test_off_centre_digit_is_centred_by_mass():
+    image = blob((200, 120), (5, 10, 45, 90))  # top-left corner of a big image
+    out = preprocess(png(image), LIMIT)
+    row, col = centre_of_mass(out)
+    assert row == pytest.approx(14.0, abs=0.6)
+    assert col == pytest.approx(14.0, abs=0.6)
+
+
+def test_asymmetric_digit_centre_of_mass_not_box_centre():
+    image = np.zeros((100, 100), np.uint8)
+    image[10:90, 10:20] = 255  # heavy left bar
+    image[10:20, 10:60] = 255  # light top bar to the right
+    out = preprocess(png(image), LIMIT)
+    _, col = centre_of_mass(out)
+    assert col == pytest.approx(14.0, abs=0.6)
+    cols = np.flatnonzero((out > 0.1).any(axis=0))
+    assert (cols[0] + cols[-1]) / 2 > 14.5  # box shifted right of centre
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "expected"),
+    [
+        ((100, 200), (40, 20, 59, 179), (20, 3)),  # tall 20x160 -> 20 x 2.5
+        ((200, 100), (20, 40, 179, 79), (5, 20)),  # wide 160x40 -> 5 x 20
+        ((60, 60), (10, 10, 49, 49), (20, 20)),  # square
+    ],
+)
+def test_longer_side_scaled_to_20_keeping_aspect(size, box, expected):
+    out = preprocess(png(blob(size, box)), LIMIT)
+    height, width = ink_box(out)
+    assert max(height, width) == DIGIT_BOX
+    assert abs(height - expected[0]) <= 1
+    assert abs(width - expected[1]) <= 1
+
+
+def test_small_digit_is_scaled_up():
+    out = preprocess(png(blob((28, 28), (12, 12, 15, 19))), LIMIT)
+    assert max(ink_box(out)) == DIGIT_BOX
+
+
+def test_dark_on_light_is_inverted_to_match_light_on_dark(sample):
+    digit = sample["images"][3]
+    light_on_dark = preprocess(png(digit), LIMIT)
+    dark_on_light = preprocess(png(255 - digit), LIMIT)
+    np.testing.assert_allclose(light_on_dark, dark_on_light, atol=1e-5)
+
+
+def test_grey_paper_and_grey_ink_are_stretched(sample):
+    digit = sample["images"][5].astype(np.float32) / 255
+    photo = (200 - digit * 120).astype(np.uint8)  # ink 80 on paper 200
+    out = preprocess(png(photo), LIMIT)
+    reference = preprocess(png(sample["images"][5]), LIMIT)
+    assert out.max() == pytest.approx(1.0)
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.98
+
+
+def test_alpha_is_flattened_onto_white():
+    strokes = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # transparent canvas
+    ImageDraw.Draw(strokes).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=18)
+    on_white = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(on_white).line([(140, 40), (140, 240)], fill="black", width=18)
+    out_alpha = preprocess(png(strokes), LIMIT)
+    out_white = preprocess(png(on_white), LIMIT)
+    np.testing.assert_allclose(out_alpha, out_white, atol=1e-5)
+    assert out_alpha.max() == pytest.approx(1.0)
+
+
+def test_palette_png_with_transparency():
+    image = Image.new("P", (50, 50), 0)
+    image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    ImageDraw.Draw(image).rectangle((20, 5, 28, 45), fill=1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", transparency=0)
+    out = preprocess(buffer.getvalue(), LIMIT)
+    height, width = ink_box(out)
+    assert height == DIGIT_BOX
+    assert width < 8
+
+
+def test_sixteen_bit_png(sample):
+    deep = Image.fromarray(sample["images"][1].astype(np.uint16) * 257)
+    out = preprocess(png(deep), LIMIT)
+    reference = preprocess(png(sample["images"][1]), LIMIT)
+    np.testing.assert_allclose(out, reference, atol=0.02)
+
+
+def test_jpeg_photo_of_digit(sample):
+    big = np.asarray(Image.fromarray(255 - sample["images"][2]).resize((600, 600)))
+    out = preprocess(jpeg(big, quality=70), LIMIT)
+    reference = preprocess(png(sample["images"][2]), LIMIT)
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.9
+
+
+def test_preprocessed_mnist_looks_like_mnist(sample):
+    """MNIST digits are already centred: preprocessing must barely change them."""
+    scores = []
+    for image in sample["images"][:50]:
+        out = preprocess(png(image), LIMIT)
+        scores.append(np.corrcoef(out.ravel(), image.ravel() / 255)[0, 1])
+    assert np.median(scores) > 0.9
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_blank_image_has_no_ink(value):
+    with pytest.raises(InvalidInputError, match="no ink found"):
+        preprocess(png(np.full((40, 40), value, np.uint8)), LIMIT)
+
+
+def test_faint_noise_is_not_ink():
+    noise = np.random.default_rng(0).integers(120, 135, (40, 40), dtype=np.uint8)
+    with pytest.raises(InvalidInputError, match="no ink found"):
+        preprocess(png(noise), LIMIT)
+
+
+def test_gif_is_refused():
+    buffer = io.BytesIO()
+    Image.new("L", (10, 10)).save(buffer, format="GIF")
+    with pytest.raises(UnsupportedMediaError, match="neither PNG nor JPEG"):
+        preprocess(buffer.getvalue(), LIMIT)
+
+
+def test_truncated_png_is_a_bad_image(digit_png):
+    with pytest.raises(BadImageError, match="could not be decoded"):
+        preprocess(digit_png[:60], LIMIT)
+
+
+def test_damaged_header_is_a_bad_image():
+    with pytest.raises(BadImageError, match="could not be decoded"):
+        preprocess(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, LIMIT)
+
+
+def test_empty_bytes():
+    with pytest.raises(InvalidInputError, match="empty"):
+        preprocess(b"", LIMIT)
+
+
+def test_pixel_bomb_is_refused_before_decoding():
+    bomb = png(Image.new("1", (6000, 6000)))  # a few KB, 36 megapixels
+    assert len(bomb) < 100_000
+    with pytest.raises(TooLargeError, match="36000000 pixels"):
+        preprocess(bomb, 16_000_000)
+
+
+def test_data_url_and_bare_base64(digit_png):
+    text = base64.b64encode(digit_png).decode()
+    assert decode_base64_image(text, 10_000) == digit_png
+    assert decode_base64_image("data:image/png;base64," + text, 10_000) == digit_png
+
+
+def test_invalid_base64():
+    with pytest.raises(InvalidInputError, match="not valid base64"):
+        decode_base64_image("not base64 !!", 1000)
+
+
+def test_data_url_without_base64_marker():
+    with pytest.raises(InvalidInputError, match="must be base64"):
+        decode_base64_image("data:image/png,abc", 1000)
+
+
+def test_data_url_of_other_type():
+    with pytest.raises(UnsupportedMediaError, match="image/gif"):
+        decode_base64_image("data:image/gif;base64,R0lGOD", 1000)
+
+
+def test_base64_length_is_capped_before_decoding():
+    with pytest.raises(TooLargeError, match="above the limit of 100"):
+        decode_base64_image("A" * 101, 100)
