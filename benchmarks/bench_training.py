@@ -1,0 +1,62 @@
+"""Time the pipelines on the full data and print the figures of issue #2.
+
+Usage (from the project root, after `make install`):
+    .venv/bin/python benchmarks/bench_training.py                 # seed config
+    .venv/bin/python benchmarks/bench_training.py --env augmented # stronger set
+    .venv/bin/python benchmarks/bench_training.py --only data_processing
+
+Runs each pipeline in its own KedroSession, as `kedro run --pipeline X` would,
+and prints wall times and the accuracy from data/08_reporting/metrics.json.
+Targets: data_processing <= 10 s; seed run <= 8 min with official-10k accuracy
+>= 99.2%; augmented run >= 99.5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(pipeline: str, env: str | None, params: dict) -> float:
+    """Run one pipeline in a fresh session; return its wall time in seconds."""
+    with KedroSession.create(
+        project_path=ROOT, env=env, runtime_params=params
+    ) as session:
+        start = time.perf_counter()
+        session.run(pipeline_name=pipeline)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    """Parse arguments, run the pipelines and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=None, help="Kedro environment")
+    parser.add_argument("--only", choices=["data_processing", "training"])
+    args = parser.parse_args()
+    bootstrap_project(ROOT)
+    start = time.perf_counter()
+    pipelines = [args.only] if args.only else ["data_processing", "training"]
+    times = {name: run(name, args.env, {}) for name in pipelines}
+    total = time.perf_counter() - start
+    print(f"config: {args.env or 'base (seed)'}   cores: {os.cpu_count()}")
+    for name, seconds in times.items():
+        print(f"{name:>16}: {seconds:7.1f} s")
+    print(f"{'total wall':>16}: {total:7.1f} s ({total / 60:.1f} min)")
+    if "training" in times:
+        metrics = json.loads((ROOT / "data/08_reporting/metrics.json").read_text())
+        for key in ("official_test_accuracy", "test_accuracy", "average_confidence"):
+            print(f"{key:>24}: {metrics[key]:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Shared fixtures: real MNIST samples and a throw-away copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_mlops.datasets.packaged_mnist import (
+    locate_packaged_mnist,
+    read_packaged_mnist,
+)
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_TRAIN_ROWS = 1700
+SAMPLE_OFFICIAL_ROWS = 300
+
+
+@pytest.fixture(scope="session")
+def mnist_table() -> pd.DataFrame:
+    """The full 70,000-row table from the packaged MNIST (read once)."""
+    return read_packaged_mnist(locate_packaged_mnist())
+
+
+@pytest.fixture(scope="session")
+def sample_table(mnist_table: pd.DataFrame) -> pd.DataFrame:
+    """2,000 real rows: the first 1,700 training rows and the last 300 test rows."""
+    return pd.concat(
+        [mnist_table.head(SAMPLE_TRAIN_ROWS), mnist_table.tail(SAMPLE_OFFICIAL_ROWS)],
+        ignore_index=True,
+    )
+
+
+@pytest.fixture
+def tiny_table() -> pd.DataFrame:
+    """40 synthetic rows, 4 per digit, in the `label,1x1..28x28` layout."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(40, 784), dtype=np.int64)
+    table = pd.DataFrame(
+        pixels, columns=[f"{r}x{c}" for r in range(1, 29) for c in range(1, 29)]
+    )
+    table.insert(0, "label", np.tile(np.arange(10), 4))
+    return table
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, sample_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A copy of the project (conf, pyproject, notebooks) whose raw CSV is the sample.
+
+    MLflow tracks into the copy's own SQLite file, so tests never touch the
+    developer's mlflow.db or data/.
+    """
+    path = tmp_path / "project"
+    shutil.copytree(
+        ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local")
+    )
+    (path / "conf" / "local").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", path)
+    (path / "src").mkdir()  # the package comes from the (editable) install
+    shutil.copytree(ROOT / "notebooks", path / "notebooks")
+    raw = path / "data" / "01_raw" / "mnist_full.csv"
+    raw.parent.mkdir(parents=True)
+    sample_table.to_csv(raw, index=False)
+    monkeypatch.chdir(path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    return path

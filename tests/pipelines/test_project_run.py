@@ -1,0 +1,101 @@
+"""The whole project through a real KedroSession on a 2,000-row sample, 1 epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
+
+from mnist_mlops.errors import DataValidationError
+from mnist_mlops.pipeline_registry import register_pipelines
+
+SMALL_RUN = {
+    "data_processing": {"split": {"official_test_rows": 300}},
+    "training": {"epochs": 1},
+}
+TRACKED_METRICS = {
+    "test_accuracy",
+    "test_loss",
+    "official_test_accuracy",
+    "average_confidence",
+    "per_class_accuracy_0",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+}
+
+
+def run_project(path: Path, params: dict, pipeline: str | None = None) -> None:
+    """Run the project at `path` as `kedro run --params ...` would."""
+    bootstrap_project(path)
+    with KedroSession.create(project_path=path, runtime_params=params) as session:
+        session.run(pipeline_name=pipeline)
+
+
+@pytest.mark.slow
+def test_default_pipeline_writes_every_output_and_tracks_the_run(project: Path) -> None:
+    run_project(project, SMALL_RUN)
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        catalog = session.load_context().catalog
+    # MLflow metric datasets live in the run, checked through MlflowClient below.
+    persisted = [
+        name
+        for name in register_pipelines()["__default__"].all_outputs()
+        if name in catalog.keys()
+        and not isinstance(catalog.get(name), MlflowMetricsHistoryDataset)
+    ]
+    assert {
+        "x_train",
+        "keras_model",
+        "litert_model",
+        "model_card",
+        "metrics",
+        "confusion_matrix",
+        "training_curves",
+    } <= set(persisted)
+    assert [name for name in persisted if not catalog.exists(name)] == []
+
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    assert metrics["official_test_samples"] == 300
+    assert metrics["official_test_accuracy"] > 0.5
+    card = catalog.load("model_card")
+    (version_dir,) = (project / "data/06_models/mnist_cnn.tflite").iterdir()
+    assert card["version"] == version_dir.name  # serving pairs model and card by it
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    run = client.get_run(card["mlflow_run_id"])
+    assert TRACKED_METRICS <= set(run.data.metrics)
+    assert run.data.params["training.epochs"] == "1"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {
+        "metrics.json",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "model",
+    } <= artifacts
+    (model,) = client.search_model_versions("name='mnist-digit-classifier'")
+    assert model.run_id == run.info.run_id
+    assert model.tags["deployment"] == "candidate"
+    assert model.tags["dataset"].startswith("mnist_full rows=2000 sha256=")
+
+
+@pytest.mark.slow
+def test_invalid_raw_table_stops_before_anything_is_written(project: Path) -> None:
+    raw = project / "data/01_raw/mnist_full.csv"
+    lines = raw.read_text().splitlines()
+    lines[4] = "10" + lines[4][1:]  # first field of data row 3: label 10
+    raw.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataValidationError, match="labels outside the integers 0-9 in rows 3 "
+    ):
+        run_project(project, SMALL_RUN)
+    written = [p for p in (project / "data").rglob("*") if p.is_file()]
+    assert written == [raw]

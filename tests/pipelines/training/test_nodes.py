@@ -1,0 +1,152 @@
+"""training nodes: architecture, a short real training, evaluation, export, parity."""
+
+from __future__ import annotations
+
+import hashlib
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_mlops.errors import ParityError
+from mnist_mlops.modeling.cnn import build_model
+from mnist_mlops.modeling.litert import litert_predict
+from mnist_mlops.params import ModelParams
+from mnist_mlops.pipelines.data_processing.nodes import normalize
+from mnist_mlops.pipelines.training.nodes import (
+    build_model_card,
+    check_parity,
+    evaluate_model,
+    export_model,
+    report_training,
+    train_model,
+)
+
+FAST = {"epochs": 2, "batch_size": 64}
+RUN_INFO = {
+    "version": "2026-01-01T00.00.00.000Z",
+    "mlflow_run_id": "abc",
+    "git_commit": "deadbeef",
+    "created_at": "2026-01-01T00:00:00+00:00",
+}
+
+
+def test_seed_architecture() -> None:
+    model = build_model(ModelParams())
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Conv2D",
+        "Activation",
+        "MaxPooling2D",
+        "Conv2D",
+        "Activation",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
+    assert [layer.rate for layer in model.layers if hasattr(layer, "rate")] == [
+        0.5,
+        0.3,
+    ]
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == 225_034
+
+
+def test_batch_norm_is_a_parameter_not_a_fork() -> None:
+    model = build_model(ModelParams(batch_norm=True))
+    assert (
+        sum(isinstance(x, keras.layers.BatchNormalization) for x in model.layers) == 2
+    )
+
+
+@pytest.fixture(scope="module")
+def arrays(sample_table: pd.DataFrame) -> dict[str, np.ndarray]:
+    images, labels = normalize(sample_table)
+    return {
+        "x_train": images[:1500],
+        "y_train": labels[:1500],
+        "x_test": images[1500:1700],
+        "y_test": labels[1500:1700],
+        "x_off": images[1700:],
+        "y_off": labels[1700:],
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(arrays: dict[str, np.ndarray]) -> tuple[keras.Model, dict]:
+    return train_model(arrays["x_train"], arrays["y_train"], FAST)
+
+
+@pytest.mark.slow
+def test_training_learns_and_reports_each_epoch(trained, caplog) -> None:
+    model, history = trained
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == FAST["epochs"] for v in history.values())
+    assert history["loss"][1] < history["loss"][0]
+    assert history["val_accuracy"][-1] > 0.5  # 10 classes: chance is 0.1
+    figure, per_epoch = report_training(history)
+    assert sorted(per_epoch) == [
+        "train_accuracy",
+        "train_loss",
+        "val_accuracy",
+        "val_loss",
+    ]
+    assert [p["step"] for p in per_epoch["val_loss"]] == [1, 2]
+    assert len(figure.axes) == 2
+
+
+@pytest.mark.slow
+def test_augmented_training_runs_with_the_same_code(arrays) -> None:
+    params = {
+        **FAST,
+        "epochs": 1,
+        "augmentation": {"enabled": True},
+        "model": {"batch_norm": True},
+    }
+    _, history = train_model(arrays["x_train"], arrays["y_train"], params)
+    assert len(history["loss"]) == 1
+
+
+@pytest.mark.slow
+def test_evaluate_export_parity_and_card(trained, arrays) -> None:
+    model, _ = trained
+    metrics, scalars, figure, probs = evaluate_model(
+        model, arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"]
+    )
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "official_test_accuracy",
+        "average_confidence",
+    ):
+        assert 0 <= metrics[key] <= (1 if key != "test_loss" else 10)
+        assert scalars[key]["value"] == metrics[key]
+    assert sorted(metrics["per_class_accuracy"]) == [str(d) for d in range(10)]
+    assert np.sum(metrics["official_confusion_matrix"]) == len(arrays["y_off"])
+    assert probs.shape == (200, 10)
+    assert figure.axes
+
+    model_bytes = export_model(model)
+    litert_probs = litert_predict(model_bytes, arrays["x_test"])
+    np.testing.assert_allclose(litert_probs, probs, atol=1e-4)
+    parity = check_parity(model_bytes, probs, arrays["x_test"], {})
+    assert parity["argmax_agreement"] >= 0.999
+
+    dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
+    card = build_model_card(model_bytes, metrics, parity, dataset, RUN_INFO, {})
+    assert card["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    assert card["classes"] == list(range(10))
+    assert card["input_shape"] == [28, 28, 1]
+    assert card["preprocessing"]["digit_box"] == 20
+    assert (
+        card["metrics"]["official_test_accuracy"] == metrics["official_test_accuracy"]
+    )
+    for key in ("mlflow_run_id", "git_commit", "created_at", "version"):
+        assert card[key] == RUN_INFO[key]
+
+    with pytest.raises(ParityError, match=r"agrees with the Keras model on \d"):
+        check_parity(model_bytes, np.roll(probs, 1, axis=1), arrays["x_test"], {})
