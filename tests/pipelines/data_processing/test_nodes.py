@@ -75,7 +75,7 @@ def test_many_bad_rows_are_summarised(tiny_table: pd.DataFrame) -> None:
 
 
 def test_unknown_parameter_fails_with_the_file_name(tiny_table: pd.DataFrame) -> None:
-    with pytest.raises(ParameterError, match="split.strategi: Extra inputs"):
+    with pytest.raises(ParameterError, match=r"split\.strategi: Extra inputs"):
         validate_table(tiny_table, {"split": {"strategi": "random"}})
 
 
@@ -99,7 +99,7 @@ def test_random_split_is_stratified_seeded_and_holds_out_official_rows() -> None
     images, labels = _arrays(200)
     params = {"split": {"strategy": "random", "official_test_rows": 50}}
     first = split_dataset(images, labels, params)
-    x_train, y_train, x_test, y_test, x_off, y_off = first
+    x_train, _y_train, x_test, y_test, x_off, _y_off = first
     assert (len(x_train), len(x_test), len(x_off)) == (120, 30, 50)
     np.testing.assert_array_equal(x_off.ravel(), np.arange(150, 200))
     assert set(x_train.ravel()).isdisjoint(x_test.ravel())
@@ -128,7 +128,7 @@ def test_sample_size_keeps_proportions() -> None:
 
 
 def test_too_few_rows_for_the_official_set(tiny_table: pd.DataFrame) -> None:
-    with pytest.raises(DataValidationError, match="Lower data_processing.split"):
+    with pytest.raises(DataValidationError, match=r"Lower data_processing\.split"):
         validate_table(tiny_table, {"split": {"official_test_rows": 40}})
 
 

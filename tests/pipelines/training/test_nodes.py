@@ -82,8 +82,8 @@ def trained(arrays: dict[str, np.ndarray]) -> tuple[keras.Model, dict]:
 
 
 @pytest.mark.slow
-def test_training_learns_and_reports_each_epoch(trained, caplog) -> None:
-    model, history = trained
+def test_training_learns_and_reports_each_epoch(trained) -> None:
+    _model, history = trained
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == FAST["epochs"] for v in history.values())
     assert history["loss"][1] < history["loss"][0]
