@@ -9,9 +9,9 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import MODEL_ROOT, jpeg, png
 from PIL import Image
 
+from conftest import MODEL_ROOT, jpeg, png
 from mnist_serving.config import Settings
 from mnist_serving.service import review_for
 
@@ -22,7 +22,12 @@ def files_for(data: bytes, name: str = "digit.png", kind: str = "image/png"):
 
 def assert_prediction(body: dict, digit: int | None = None) -> None:
     assert set(body) >= {
-        "digit", "confidence", "probabilities", "review", "model_version", "request_id"
+        "digit",
+        "confidence",
+        "probabilities",
+        "review",
+        "model_version",
+        "request_id",
     }
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
@@ -48,7 +53,9 @@ def test_predict_response_fields(client, digit_png):
     body = response.json()
     assert_prediction(body, digit=7)
     assert body["review"] == "auto_approved"
-    assert body["model_version"] == next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
+    assert (
+        body["model_version"] == next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
+    )
     assert response.headers["x-request-id"] == body["request_id"]
 
 
@@ -79,13 +86,18 @@ def test_predict_drawing_with_data_url_and_bare_base64(client, sample):
 
 def test_predict_batch_answers_in_order(client, sample):
     images = sample["images"][:32]
-    files = [("files", (f"{i}.png", png(im), "image/png")) for i, im in enumerate(images)]
+    files = [
+        ("files", (f"{i}.png", png(im), "image/png")) for i, im in enumerate(images)
+    ]
     response = client.post("/predict-batch", files=files)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["count"] == 32
     digits = [item["digit"] for item in body["predictions"]]
-    assert sum(d == label for d, label in zip(digits, sample["labels"][:32], strict=True)) >= 31
+    assert (
+        sum(d == label for d, label in zip(digits, sample["labels"][:32], strict=True))
+        >= 31
+    )
     single = client.post("/predict", files=files_for(png(images[5]))).json()
     assert body["predictions"][5]["probabilities"] == pytest.approx(
         single["probabilities"], abs=1e-5
@@ -116,8 +128,16 @@ def test_model_info_is_the_card_plus_version(client):
     card = json.loads(card_file.read_text())
     info = client.get("/model-info").json()
     assert info["model_version"] == card["version"]
-    for key in ("name", "classes", "input_shape", "preprocessing", "metrics",
-                "model_sha256", "created_at", "git_commit"):
+    for key in (
+        "name",
+        "classes",
+        "input_shape",
+        "preprocessing",
+        "metrics",
+        "model_sha256",
+        "created_at",
+        "git_commit",
+    ):
         assert info[key] == card[key]
     assert info["sha256_verified"] is True
 
@@ -127,16 +147,30 @@ def test_metrics_count_requests_digits_and_confidence(client, digit_png):
     text = client.get("/metrics").text
     assert 'mnist_predictions_total{digit="7"}' in text
     assert "mnist_prediction_confidence_bucket" in text
-    assert 'mnist_http_requests_total{method="POST",route="/predict",status="200"}' in text
-    assert 'mnist_http_request_duration_seconds_bucket{le="0.005",route="/predict"}' in text
+    assert (
+        'mnist_http_requests_total{method="POST",route="/predict",status="200"}' in text
+    )
+    assert (
+        'mnist_http_request_duration_seconds_bucket{le="0.005",route="/predict"}'
+        in text
+    )
     assert "mnist_model_ready 1.0" in text
 
 
 def test_docs_and_openapi(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/predict", "/predict-drawing", "/predict-batch", "/health",
-                 "/health/live", "/health/ready", "/model-info", "/metrics", "/"):
+    for path in (
+        "/predict",
+        "/predict-drawing",
+        "/predict-batch",
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/model-info",
+        "/metrics",
+        "/",
+    ):
         assert path in paths
 
 
@@ -155,7 +189,9 @@ def test_page_is_self_contained(client):
 
 def test_audit_log_line_has_no_image_data(client, digit_png, caplog):
     with caplog.at_level(logging.INFO, logger="mnist_serving.audit"):
-        client.post("/predict", files=files_for(digit_png), headers={"X-Request-ID": "a1"})
+        client.post(
+            "/predict", files=files_for(digit_png), headers={"X-Request-ID": "a1"}
+        )
     records = [r for r in caplog.records if r.name == "mnist_serving.audit"]
     assert len(records) == 1
     record = records[0]
@@ -169,8 +205,13 @@ def test_audit_log_line_has_no_image_data(client, digit_png, caplog):
 
 @pytest.mark.parametrize(
     ("confidence", "review"),
-    [(0.99, "auto_approved"), (0.95, "auto_approved"), (0.9, "secondary_verification"),
-     (0.80, "secondary_verification"), (0.79, "manual_review")],
+    [
+        (0.99, "auto_approved"),
+        (0.95, "auto_approved"),
+        (0.9, "secondary_verification"),
+        (0.80, "secondary_verification"),
+        (0.79, "manual_review"),
+    ],
 )
 def test_review_thresholds(confidence, review):
     assert review_for(confidence, Settings()) == review
@@ -199,7 +240,9 @@ def test_corrupt_png_is_400(client, digit_png):
 
 
 def test_blank_image_is_422_no_ink(client):
-    response = client.post("/predict", files=files_for(png(np.zeros((28, 28), np.uint8))))
+    response = client.post(
+        "/predict", files=files_for(png(np.zeros((28, 28), np.uint8)))
+    )
     assert response.status_code == 422
     assert response.json()["detail"].startswith("no ink found")
 
@@ -238,8 +281,10 @@ def test_too_many_batch_images_is_422(client_with, digit_png):
 
 
 def test_bad_image_in_batch_names_its_index(client, digit_png):
-    files = [("files", ("ok.png", digit_png, "image/png")),
-             ("files", ("bad.png", b"GIF89a", "image/png"))]
+    files = [
+        ("files", ("ok.png", digit_png, "image/png")),
+        ("files", ("bad.png", b"GIF89a", "image/png")),
+    ]
     response = client.post("/predict-batch", files=files)
     assert response.status_code == 415
     assert response.json()["detail"].startswith("image 1 (bad.png):")
@@ -254,7 +299,8 @@ def test_body_over_limit_is_413_by_content_length(client_with):
 
 def test_chunked_body_over_limit_is_413_while_reading(client_with):
     def chunks():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n"
+        yield b"--b\r\nContent-Disposition: form-data; "
+        yield b'name="file"; filename="a"\r\n\r\n'
         for _ in range(10):
             yield b"0" * 1024
 
@@ -303,7 +349,9 @@ def test_api_key_required_when_configured(client_with, digit_png):
 
 
 def test_rate_limit_is_429_with_retry_after(client_with, digit_png):
-    with client_with(rate_limit_per_minute=60, rate_limit_burst=2, api_keys="k1,k2") as c:
+    with client_with(
+        rate_limit_per_minute=60, rate_limit_burst=2, api_keys="k1,k2"
+    ) as c:
         statuses = [
             c.post("/predict", files=files_for(digit_png), headers={"X-API-Key": "k1"})
             for _ in range(3)

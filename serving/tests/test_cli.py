@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 from conftest import MODEL_URI
-
 from mnist_serving.cli import parse_args
 
 BOUNDARY = "clitestboundary"
@@ -51,16 +50,25 @@ def test_mnist_serve_process_predicts_and_stops_on_sigterm(digit_png, tmp_path):
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
             [str(exe), "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
             body = (
-                f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-                "filename=\"d.png\"\r\nContent-Type: image/png\r\n\r\n"
-            ).encode() + digit_png + f"\r\n--{BOUNDARY}--\r\n".encode()
+                (
+                    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+                    'filename="d.png"\r\nContent-Type: image/png\r\n\r\n'
+                ).encode()
+                + digit_png
+                + f"\r\n--{BOUNDARY}--\r\n".encode()
+            )
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/predict", data=body, method="POST",
+                f"http://127.0.0.1:{port}/predict",
+                data=body,
+                method="POST",
                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
             )
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -76,7 +84,9 @@ def test_mnist_serve_process_predicts_and_stops_on_sigterm(digit_png, tmp_path):
     audit = [line for line in lines if line.get("event") == "prediction"]
     assert len(audit) == 1
     assert audit[0]["digit"] == 7
-    assert {"request_id", "client_id", "confidence", "review", "latency_ms"} <= set(audit[0])
+    assert {"request_id", "client_id", "confidence", "review", "latency_ms"} <= set(
+        audit[0]
+    )
     assert any(line.get("event") == "model_loaded" for line in lines)
 
 
@@ -85,8 +95,11 @@ def test_missing_model_process_stays_up_not_ready(tmp_path):
     exe = Path(sys.executable).with_name("mnist-serve")
     env = {**os.environ, "MODEL_URI": str(tmp_path / "absent.tflite")}
     proc = subprocess.Popen(
-        [str(exe), "--port", str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [str(exe), "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/health/live", proc)

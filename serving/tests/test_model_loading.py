@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import fsspec
 import pytest
-from conftest import MODEL_ROOT, running
 
+from conftest import MODEL_ROOT, running
 from mnist_serving.config import Settings
 from mnist_serving.errors import ModelLoadError
 from mnist_serving.location import locate_model, locate_uri
@@ -75,8 +76,10 @@ def test_catalog_env_overrides_base(project):
     local = project / "conf" / "prod"
     local.mkdir()
     (local / "catalog.yml").write_text(
-        CATALOG.format(model="${globals:models}/mnist_cnn.tflite",
-                       card="${globals:models}/model_card.json")
+        CATALOG.format(
+            model="${globals:models}/mnist_cnn.tflite",
+            card="${globals:models}/model_card.json",
+        )
     )
     (local / "globals.yml").write_text("models: other/models\n")
     export(project / "other" / "models", "2025-12-24T00.00.00.000Z")
@@ -107,7 +110,9 @@ def test_no_catalog_says_what_to_do(tmp_path):
 def test_missing_entry_says_what_to_do(tmp_path):
     (tmp_path / "conf" / "base").mkdir(parents=True)
     (tmp_path / "conf" / "base" / "catalog.yml").write_text("other:\n  type: x\n")
-    with pytest.raises(ModelLoadError, match="'litert_model' with a filepath is missing"):
+    with pytest.raises(
+        ModelLoadError, match="'litert_model' with a filepath is missing"
+    ):
         locate_model(Settings(project_dir=tmp_path))
 
 
@@ -141,14 +146,20 @@ def test_model_uri_flat_folder(tmp_path):
 
 def test_model_uri_through_fsspec_memory():
     fs = fsspec.filesystem("memory")
-    fs.pipe(f"/bucket/06_models/mnist_cnn.tflite/{VERSION}/mnist_cnn.tflite",
-            MODEL_FILE.read_bytes())
-    fs.pipe(f"/bucket/06_models/model_card.json/{VERSION}/model_card.json",
-            CARD_FILE.read_bytes())
+    fs.pipe(
+        f"/bucket/06_models/mnist_cnn.tflite/{VERSION}/mnist_cnn.tflite",
+        MODEL_FILE.read_bytes(),
+    )
+    fs.pipe(
+        f"/bucket/06_models/model_card.json/{VERSION}/model_card.json",
+        CARD_FILE.read_bytes(),
+    )
     location = locate_uri("memory://bucket/06_models/mnist_cnn.tflite")
     assert location.version == VERSION
     assert location.model_uri.startswith("memory://")
-    assert load_model(location).sha256 == json.loads(CARD_FILE.read_text())["model_sha256"]
+    assert (
+        load_model(location).sha256 == json.loads(CARD_FILE.read_text())["model_sha256"]
+    )
 
 
 def test_model_uri_missing():
@@ -158,11 +169,13 @@ def test_model_uri_missing():
 
 def test_card_missing_beside_model(tmp_path):
     shutil.copy(MODEL_FILE, tmp_path / "mnist_cnn.tflite")
-    with pytest.raises(ModelLoadError, match="model card for .* not found"):
+    with pytest.raises(ModelLoadError, match=r"model card for .* not found"):
         locate_uri(str(tmp_path / "mnist_cnn.tflite"))
 
 
-def tampered_copy(tmp_path: Path, *, model: bytes | None = None, card: dict | None = None):
+def tampered_copy(
+    tmp_path: Path, *, model: bytes | None = None, card: dict | None = None
+):
     shutil.copy(MODEL_FILE, tmp_path / "mnist_cnn.tflite")
     shutil.copy(CARD_FILE, tmp_path / "model_card.json")
     if model is not None:
@@ -179,7 +192,9 @@ def test_tampered_model_is_refused_and_not_ready(tmp_path, digit_png):
     with running(model_uri=uri) as client:
         ready = client.get("/health/ready")
         live = client.get("/health/live")
-        predict = client.post("/predict", files={"file": ("a.png", digit_png, "image/png")})
+        predict = client.post(
+            "/predict", files={"file": ("a.png", digit_png, "image/png")}
+        )
         health = client.get("/health")
         info = client.get("/model-info")
         metrics = client.get("/metrics").text
@@ -196,8 +211,6 @@ def test_tampered_model_is_refused_and_not_ready(tmp_path, digit_png):
 
 
 def test_corrupt_model_with_matching_card_is_refused(tmp_path):
-    import hashlib
-
     garbage = b"not a flatbuffer" * 100
     card = json.loads(CARD_FILE.read_text())
     card["model_sha256"] = hashlib.sha256(garbage).hexdigest()
@@ -218,7 +231,9 @@ def test_invalid_card_is_refused(tmp_path):
 
 def test_version_mismatch_between_folder_and_card(tmp_path):
     export(tmp_path, "2026-05-05T00.00.00.000Z")
-    card_file = tmp_path / "model_card.json" / "2026-05-05T00.00.00.000Z" / "model_card.json"
+    card_file = (
+        tmp_path / "model_card.json" / "2026-05-05T00.00.00.000Z" / "model_card.json"
+    )
     card = json.loads(card_file.read_text())
     card["version"] = "1999-01-01T00.00.00.000Z"
     card_file.write_text(json.dumps(card))

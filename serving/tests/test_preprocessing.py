@@ -7,9 +7,9 @@ import io
 
 import numpy as np
 import pytest
-from conftest import jpeg, png
 from PIL import Image, ImageDraw
 
+from conftest import jpeg, png
 from mnist_serving.errors import (
     BadImageError,
     InvalidInputError,

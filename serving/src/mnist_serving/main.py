@@ -37,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.big_image_limiter = anyio.CapacityLimiter(BIG_IMAGE_THREADS)
     holder: ModelHolder = app.state.holder
+    holder.shutting_down = False
     if holder.model is None:
         holder.load(settings)
     yield

@@ -19,7 +19,6 @@ api_key_header = APIKeyHeader(
 )
 
 
-
 async def app_settings(request: Request) -> Settings:
     """The app's settings (resolved once by create_app from get_settings).
 

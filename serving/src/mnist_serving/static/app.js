@@ -78,9 +78,13 @@
 
   canvas.addEventListener("pointerdown", (event) => {
     event.preventDefault();
-    canvas.setPointerCapture(event.pointerId);
     drawing = true;
     inked = true;
+    try {
+      canvas.setPointerCapture(event.pointerId);
+    } catch (err) {
+      // Some touch pointers cannot be captured; drawing still works without it.
+    }
     points = [position(event)];
     drawSegment();
   });

@@ -1,0 +1,191 @@
+"""Draw MNIST test digits on the page in real headless Chromium and read the answer.
+
+Uses Debian's /usr/bin/chromium through Playwright (no browser download). The
+strokes follow the ink of MNIST test digits, row by row, with mouse events.
+A screenshot is kept in serving/test-artifacts/ (or $TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvicorn
+
+from conftest import make_settings
+from mnist_serving.main import create_app
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(
+    os.environ.get("TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+CELL = 10  # canvas pixels per MNIST pixel (280 / 28)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """A real uvicorn server on loopback, in a thread of this process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(make_settings()), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(base_url, browser):
+    """The drawing page on a desktop-sized window; fails on any page error."""
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda req: errors.append(f"failed {req.url}"))
+    page.goto(base_url + "/")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def strokes_for(digit: np.ndarray, threshold: int = 100) -> list[tuple[int, int, int]]:
+    """(row, first col, last col) of each horizontal run of ink in a 28x28 digit."""
+    runs = []
+    for row in range(digit.shape[0]):
+        ink = np.flatnonzero(digit[row] > threshold)
+        if ink.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(ink) > 1)
+        starts = np.concatenate(([ink[0]], ink[breaks + 1]))
+        ends = np.concatenate((ink[breaks], [ink[-1]]))
+        runs.extend((row, int(s), int(e)) for s, e in zip(starts, ends, strict=True))
+    return runs
+
+
+def draw(page, digit: np.ndarray) -> None:
+    """Trace the digit's ink on the canvas with mouse strokes."""
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / 280
+    to_x = lambda col: box["x"] + (col + 0.5) * CELL * scale  # noqa: E731
+    to_y = lambda row: box["y"] + (row + 0.5) * CELL * scale  # noqa: E731
+    for row, first, last in strokes_for(digit):
+        page.mouse.move(to_x(first), to_y(row))
+        page.mouse.down()
+        page.mouse.move(to_x(last), to_y(row), steps=max(2, last - first))
+        page.mouse.up()
+
+
+def predict_drawn(page, digit: np.ndarray) -> tuple[int, str]:
+    page.click("#clear")
+    draw(page, digit)
+    with page.expect_response("**/predict-drawing") as response_info:
+        page.click("#predict")
+    assert response_info.value.status == 200, response_info.value.text()
+    page.wait_for_function("document.querySelector('#digit').textContent !== '?'")
+    return int(page.inner_text("#digit")), page.inner_text("#confidence")
+
+
+def test_page_recognises_drawn_mnist_digits(page, sample):
+    labels = sample["labels"]
+    indices = [int(np.flatnonzero(labels == d)[0]) for d in range(10)]
+    results = [predict_drawn(page, sample["images"][i]) for i in indices]
+    shown = [digit for digit, _ in results]
+    correct = sum(int(labels[i]) == s for i, s in zip(indices, shown, strict=True))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(400)  # let the bars' width transition finish
+    page.screenshot(path=str(ARTIFACTS / "drawing-page.png"), full_page=True)
+    assert correct >= 9, f"shown {shown} for digits 0-9"
+    assert results[-1][1].startswith("Confidence ")
+    bars = page.locator("#bars li")
+    assert bars.count() == 10
+    top = page.locator("#bars li.top")
+    assert top.count() == 1
+    assert top.get_attribute("data-digit") == str(shown[-1])
+
+
+def test_clear_resets_and_empty_predict_explains(page):
+    page.click("#clear")
+    assert page.inner_text("#digit") == "?"
+    page.click("#predict")
+    assert page.inner_text("#error") == "Draw a digit first."
+
+
+def test_touch_strokes_draw(base_url, browser):
+    """A touch-screen phone: the canvas takes touch input through pointer events."""
+    if True:
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+        )
+        mobile = phone.new_page()
+        errors: list[str] = []
+        mobile.on("pageerror", lambda exc: errors.append(str(exc)))
+        mobile.goto(base_url + "/")
+        box = mobile.locator("#pad").bounding_box()
+        assert box["width"] <= 390
+        cdp = phone.new_cdp_session(mobile)
+        x = box["x"] + box["width"] / 2
+        points = [(x, box["y"] + box["height"] * f) for f in (0.15, 0.4, 0.6, 0.85)]
+        touch = lambda kind, p: cdp.send(  # noqa: E731
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": p[0], "y": p[1]}] if p else []},
+        )
+        touch("touchStart", points[0])
+        for point in points[1:]:
+            touch("touchMove", point)
+        touch("touchEnd", None)
+        with mobile.expect_response("**/predict-drawing") as response_info:
+            # Synthetic CDP taps right after a CDP touch stroke get no click in
+            # headless Chromium; the stroke itself is what this test is about.
+            mobile.click("#predict")
+        assert response_info.value.status == 200
+        mobile.wait_for_function("document.querySelector('#digit').textContent !== '?'")
+        assert errors == []
+        assert mobile.inner_text("#digit") == "1"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        mobile.wait_for_timeout(400)
+        mobile.screenshot(
+            path=str(ARTIFACTS / "drawing-page-mobile.png"), full_page=True
+        )
+        phone.close()
