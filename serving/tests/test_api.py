@@ -348,6 +348,22 @@ def test_api_key_required_when_configured(client_with, digit_png):
     assert health.status_code == 200
 
 
+def test_api_keys_from_a_mounted_secret_file(client_with, digit_png, tmp_path):
+    secret = tmp_path / "api_keys"
+    secret.write_text("first\nsecond\n")
+    with client_with(api_keys_file=secret) as client:
+        ok = client.post(
+            "/predict", files=files_for(digit_png), headers={"X-API-Key": "second"}
+        )
+        refused = client.post("/predict", files=files_for(digit_png))
+    assert (ok.status_code, refused.status_code) == (200, 401)
+
+
+def test_missing_api_keys_file_fails_at_start(tmp_path):
+    with pytest.raises(ValueError, match="mount the Secret there or unset"):
+        Settings(api_keys_file=tmp_path / "absent")
+
+
 def test_rate_limit_is_429_with_retry_after(client_with, digit_png):
     with client_with(
         rate_limit_per_minute=60, rate_limit_burst=2, api_keys="k1,k2"

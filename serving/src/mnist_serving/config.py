@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         repr=False,
         description="Comma-separated keys; when set, predict endpoints need X-API-Key.",
     )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="File of keys (comma or newline separated), e.g. a mounted "
+        "Kubernetes Secret; added to API_KEYS.",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per key (or client) a minute; 0=off."
     )
@@ -72,6 +77,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> Settings:
+        """Add the keys of API_KEYS_FILE; a missing file fails at start, loudly."""
+        if self.api_keys_file is None:
+            return self
+        try:
+            text = self.api_keys_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = (
+                f"API_KEYS_FILE {self.api_keys_file} cannot be read ({exc}); "
+                "mount the Secret there or unset API_KEYS_FILE"
+            )
+            raise ValueError(msg) from exc
+        keys = [key.strip() for key in text.replace(",", "\n").splitlines()]
+        object.__setattr__(self, "api_keys", [*self.api_keys, *filter(None, keys)])
+        return self
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> Settings:
