@@ -36,6 +36,7 @@ class ModelParams(Strict):
     """The CNN's architecture."""
 
     conv_filters: tuple[int, ...] = (32, 64)
+    convs_per_block: int = Field(1, ge=1, le=4)
     kernel_size: int = Field(3, ge=1)
     pool_size: int = Field(2, ge=1)
     dense_units: int = Field(128, ge=1)

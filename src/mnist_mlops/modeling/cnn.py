@@ -10,24 +10,29 @@ INPUT_SHAPE = (28, 28, 1)
 N_CLASSES = 10
 
 
-def build_model(cfg: ModelParams) -> keras.Model:
-    """Conv blocks -> Flatten -> Dropout -> Dense -> Dropout -> Dense softmax."""
-    layers: list[keras.layers.Layer] = [keras.Input(INPUT_SHAPE)]
-    for filters in cfg.conv_filters:
+def conv_block(filters: int, cfg: ModelParams) -> list[keras.layers.Layer]:
+    """`convs_per_block` x (Conv2D [-> BatchNorm] -> ReLU), then MaxPool."""
+    layers: list[keras.layers.Layer] = []
+    for _ in range(cfg.convs_per_block):
         layers.append(
             keras.layers.Conv2D(filters, cfg.kernel_size, use_bias=not cfg.batch_norm)
         )
         if cfg.batch_norm:
             layers.append(keras.layers.BatchNormalization())
-        layers += [
-            keras.layers.Activation("relu"),
-            keras.layers.MaxPooling2D(cfg.pool_size),
-        ]
-    layers += [
+        layers.append(keras.layers.Activation("relu"))
+    return [*layers, keras.layers.MaxPooling2D(cfg.pool_size)]
+
+
+def build_model(cfg: ModelParams) -> keras.Model:
+    """Conv blocks -> Flatten -> Dropout -> Dense -> Dropout -> Dense softmax."""
+    blocks = [layer for f in cfg.conv_filters for layer in conv_block(f, cfg)]
+    head = [
         keras.layers.Flatten(),
         keras.layers.Dropout(cfg.flatten_dropout),
         keras.layers.Dense(cfg.dense_units, activation="relu"),
         keras.layers.Dropout(cfg.dense_dropout),
         keras.layers.Dense(N_CLASSES, activation="softmax"),
     ]
-    return keras.Sequential(layers, name="mnist_cnn")
+    return keras.Sequential(
+        [keras.Input(INPUT_SHAPE), *blocks, *head], name="mnist_cnn"
+    )
