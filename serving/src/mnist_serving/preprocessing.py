@@ -90,7 +90,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
 def normalize_polarity(gray: np.ndarray) -> np.ndarray:
     """Return white ink on a zero background, stretched so the ink peaks at 255."""
     border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
-    background = float(np.median(border))
+    background = float(np.partition(border, border.size // 2)[border.size // 2])
     if background > SCALE / 2:
         gray = SCALE - gray
         background = SCALE - background
@@ -126,8 +126,9 @@ def scale_to_box(digit: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
 def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     """Paste into a canvas x canvas field with the centre of mass in the middle."""
     height, width = digit.shape
-    total = float(digit.sum()) or 1.0
-    row_mass = float(digit.sum(axis=1) @ np.arange(height)) / total
+    rows = digit.sum(axis=1)
+    total = float(rows.sum()) or 1.0
+    row_mass = float(rows @ np.arange(height)) / total
     col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
     middle = canvas / 2  # MNIST itself has its centre of mass at pixel index ~14
     top = min(max(round(middle - row_mass), 0), canvas - height)
@@ -141,7 +142,9 @@ def image_to_mnist(image: Image.Image) -> np.ndarray:
     """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
     ink = normalize_polarity(to_grayscale(image))
     digit = scale_to_box(crop_to_ink(ink))
-    return center_by_mass(digit) / SCALE
+    field = center_by_mass(digit)
+    field *= 1.0 / SCALE
+    return field
 
 
 def preprocess(data: bytes, max_pixels: int) -> np.ndarray:

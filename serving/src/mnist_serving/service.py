@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mnist_serving.config import Settings
-from mnist_serving.metrics import CONFIDENCE, PREDICTIONS, REVIEWS
+from mnist_serving.metrics import CONFIDENCE, DIGIT_COUNTERS, REVIEW_COUNTERS
 from mnist_serving.schemas import Review
 
 audit_log = logging.getLogger("mnist_serving.audit")
@@ -45,9 +45,9 @@ def to_predictions(
         digit = max(range(10), key=row.__getitem__)
         confidence = row[digit]
         review = review_for(confidence, settings)
-        PREDICTIONS.labels(str(digit)).inc()
+        DIGIT_COUNTERS[digit].inc()
         CONFIDENCE.observe(confidence)
-        REVIEWS.labels(review).inc()
+        REVIEW_COUNTERS[review].inc()
         audit_log.info(
             "prediction",
             extra={

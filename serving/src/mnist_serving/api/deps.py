@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -9,7 +10,7 @@ from fastapi.security import APIKeyHeader
 
 from mnist_serving.config import Settings
 from mnist_serving.model import DigitModel
-from mnist_serving.security import RateLimiter, check_api_key
+from mnist_serving.security import check_api_key
 from mnist_serving.state import ModelHolder
 
 api_key_header = APIKeyHeader(
@@ -48,18 +49,43 @@ async def get_model(holder: HolderDep) -> DigitModel:
 ModelDep = Annotated[DigitModel, Depends(get_model)]
 
 
-async def get_client(
+@dataclass(frozen=True)
+class PredictContext:
+    """Everything a predict endpoint needs, resolved by one dependency.
+
+    Each FastAPI dependency costs tens of microseconds per request; the predict
+    endpoints serve thousands a second, so they take this one instead of four.
+    """
+
+    settings: Settings
+    model: DigitModel
+    client_id: str
+    request_id: str
+    started: float
+    endpoint: str
+
+
+async def get_predict_context(
     request: Request,
-    settings: SettingsDep,
     api_key: Annotated[str | None, Security(api_key_header)] = None,
-) -> str:
-    """The caller's id (key id or address) after the key and rate-limit checks."""
+) -> PredictContext:
+    """Check the key and the rate limit, then hand over the model and settings."""
+    state = request.app.state
+    settings: Settings = state.settings
     client_id = check_api_key(api_key, settings.api_keys)
     if client_id is None:
         client_id = request.client.host if request.client else "unknown"
-    limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(client_id)
-    return client_id
+    state.rate_limiter.check(client_id)
+    holder: ModelHolder = state.holder
+    scope_state = request.scope["state"]
+    return PredictContext(
+        settings=settings,
+        model=holder.require(),
+        client_id=client_id,
+        request_id=scope_state["request_id"],
+        started=scope_state["started"],
+        endpoint=request.scope["path"],
+    )
 
 
-ClientDep = Annotated[str, Depends(get_client)]
+PredictDep = Annotated[PredictContext, Depends(get_predict_context)]
