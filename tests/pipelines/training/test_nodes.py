@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_mlops.errors import ParityError
+from mnist_mlops.errors import ParameterError, ParityError
 from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import litert_predict
 from mnist_mlops.params import ModelParams
@@ -54,6 +54,24 @@ def test_seed_architecture() -> None:
     ]
     assert model.output_shape == (None, 10)
     assert model.count_params() == 225_034
+
+
+def test_deeper_blocks_are_a_parameter() -> None:
+    model = build_model(ModelParams(convs_per_block=2, dense_units=256))
+    convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64]
+    assert model.layers[-3].units == 256
+
+
+def test_training_parameters_are_strict() -> None:
+    with pytest.raises(ParameterError, match=r"parameters_training\.yml: epoch"):
+        train_model(np.zeros((4, 28, 28, 1)), np.zeros(4), {"epoch": 3})
+    with pytest.raises(ParameterError, match=r"early_stopping\.monitor"):
+        train_model(
+            np.zeros((4, 28, 28, 1)),
+            np.zeros(4),
+            {"early_stopping": {"monitor": "loss"}},
+        )
 
 
 def test_batch_norm_is_a_parameter_not_a_fork() -> None:
