@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import MODEL_ROOT, jpeg, png
 from mnist_serving.config import Settings
+from mnist_serving.logging_setup import JsonFormatter
 from mnist_serving.service import review_for
 
 
@@ -194,13 +195,35 @@ def test_audit_log_line_has_no_image_data(client, digit_png, caplog):
         )
     records = [r for r in caplog.records if r.name == "mnist_serving.audit"]
     assert len(records) == 1
-    record = records[0]
-    assert record.request_id == "a1"
-    assert record.client_id == "testclient"
-    assert (record.digit, record.review) == (7, "auto_approved")
-    assert record.confidence > 0.95
-    assert record.latency_ms >= 0
-    assert "image" not in vars(record) and "file" not in vars(record)
+    (entry,) = records[0].audit_entries
+    assert entry["request_id"] == "a1"
+    assert entry["client_id"] == "testclient"
+    assert (entry["digit"], entry["review"]) == (7, "auto_approved")
+    assert entry["confidence"] > 0.95
+    assert entry["latency_ms"] >= 0
+    assert set(entry) == {
+        "event",
+        "request_id",
+        "client_id",
+        "endpoint",
+        "index",
+        "digit",
+        "confidence",
+        "review",
+        "latency_ms",
+    }
+
+
+def test_batch_audit_is_one_json_line_per_prediction(client, sample, caplog):
+    files = [
+        ("files", (f"{i}.png", png(sample["images"][i]), "image/png")) for i in range(3)
+    ]
+    with caplog.at_level(logging.INFO, logger="mnist_serving.audit"):
+        client.post("/predict-batch", files=files)
+    (record,) = [r for r in caplog.records if r.name == "mnist_serving.audit"]
+    lines = JsonFormatter().format(record).splitlines()
+    assert [json.loads(line)["index"] for line in lines] == [0, 1, 2]
+    assert all(json.loads(line)["level"] == "INFO" for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -250,7 +273,9 @@ def test_blank_image_is_422_no_ink(client):
 def test_missing_file_field_is_422(client):
     response = client.post("/predict", files={"other": ("a.png", b"x", "image/png")})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+    assert response.json()["detail"] == (
+        "multipart field 'file' with a PNG or JPEG file is required"
+    )
 
 
 def test_bad_base64_is_422(client):
@@ -278,6 +303,14 @@ def test_too_many_batch_images_is_422(client_with, digit_png):
         response = client.post("/predict-batch", files=files)
     assert response.status_code == 422
     assert "4 images, above the limit of 3" in response.json()["detail"]
+
+
+def test_far_too_many_batch_images_is_422_too(client_with, digit_png):
+    with client_with(max_batch_images=3) as client:
+        files = [("files", (f"{i}.png", digit_png, "image/png")) for i in range(9)]
+        response = client.post("/predict-batch", files=files)
+    assert response.status_code == 422
+    assert "more than 3 images" in response.json()["detail"]
 
 
 def test_bad_image_in_batch_names_its_index(client, digit_png):

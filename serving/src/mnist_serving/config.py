@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         default=256, ge=1, description="Predict requests in flight before 503."
     )
+    batch_threads: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="LiteRT threads for batch inference (off the event loop).",
+    )
     inline_pixels: int = Field(
         default=262_144,
         ge=784,

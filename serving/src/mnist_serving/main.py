@@ -36,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.rate_limit_per_minute, settings.rate_limit_burst
     )
     app.state.big_image_limiter = anyio.CapacityLimiter(BIG_IMAGE_THREADS)
+    app.state.batch_limiter = anyio.CapacityLimiter(1)  # one batch interpreter
     holder: ModelHolder = app.state.holder
     holder.shutting_down = False
     if holder.model is None:

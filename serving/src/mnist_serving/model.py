@@ -59,18 +59,25 @@ class ModelCard(BaseModel):
 
 @dataclass
 class DigitModel:
-    """A verified LiteRT model; `predict` is serialised by a lock (not thread-safe)."""
+    """A verified LiteRT model with two interpreters: one image, and batches.
+
+    An interpreter is not thread-safe, so each has its own lock. Single images
+    run inline on the event loop (~0.1 ms); batches run in a worker thread
+    (LiteRT releases the GIL while it computes), so a big batch does not stall
+    other requests.
+    """
 
     content: bytes = field(repr=False)
     card: ModelCard
     version: str
     source: str
     sha256: str
-    batch_threads: int = 2
+    batch_threads: int = 1
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self._single_lock = threading.Lock()
+        self._batch_lock = threading.Lock()
         self._single = self._interpreter(threads=1)
         self._batch = self._interpreter(threads=self.batch_threads)
         self._batch_size = 0
@@ -100,18 +107,20 @@ class DigitModel:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) probabilities, in one call."""
         batch = images.reshape(-1, *INPUT_SHAPE).astype(np.float32, copy=False)
-        with self._lock:
-            if len(batch) == 1:
-                interpreter = self._single
-            else:
-                interpreter = self._batch
-                if len(batch) != self._batch_size:
-                    interpreter.resize_tensor_input(self._in, batch.shape)
-                    interpreter.allocate_tensors()
-                    self._batch_size = len(batch)
-            interpreter.set_tensor(self._in, batch)
-            interpreter.invoke()
-            return interpreter.get_tensor(self._out).copy()
+        if len(batch) == 1:
+            with self._single_lock:
+                return self._run(self._single, batch)
+        with self._batch_lock:
+            if len(batch) != self._batch_size:
+                self._batch.resize_tensor_input(self._in, batch.shape)
+                self._batch.allocate_tensors()
+                self._batch_size = len(batch)
+            return self._run(self._batch, batch)
+
+    def _run(self, interpreter: Interpreter, batch: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(self._in, batch)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(self._out))
 
     def info(self) -> dict[str, Any]:
         """The card plus where and when this version was loaded."""
@@ -133,7 +142,7 @@ def parse_card(raw: bytes, where: str) -> ModelCard:
         raise ModelLoadError(msg) from exc
 
 
-def load_model(location: ModelLocation, batch_threads: int = 2) -> DigitModel:
+def load_model(location: ModelLocation, batch_threads: int = 1) -> DigitModel:
     """Read, verify (sha256 against the card) and open one model version."""
     try:
         content = location.store.read_bytes(location.model_path)

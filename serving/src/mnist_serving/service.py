@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mnist_serving.config import Settings
+from mnist_serving.logging_setup import AUDIT_FIELD
 from mnist_serving.metrics import CONFIDENCE, DIGIT_COUNTERS, REVIEW_COUNTERS
 from mnist_serving.schemas import Review
 
@@ -38,9 +39,14 @@ class AuditContext:
 def to_predictions(
     probabilities: np.ndarray, settings: Settings, context: AuditContext
 ) -> list[dict[str, Any]]:
-    """A prediction dict per row, with metrics and one audit line each (no image)."""
+    """A prediction dict per row, with metrics and an audit entry each (no image).
+
+    The entries go out in one log call per request; the JSON formatter writes
+    one line per prediction (see logging_setup.JsonFormatter).
+    """
     latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
     results = []
+    audit = []
     for index, row in enumerate(probabilities.tolist()):
         digit = max(range(10), key=row.__getitem__)
         confidence = row[digit]
@@ -48,9 +54,8 @@ def to_predictions(
         DIGIT_COUNTERS[digit].inc()
         CONFIDENCE.observe(confidence)
         REVIEW_COUNTERS[review].inc()
-        audit_log.info(
-            "prediction",
-            extra={
+        audit.append(
+            {
                 "event": "prediction",
                 "request_id": context.request_id,
                 "client_id": context.client_id,
@@ -60,7 +65,7 @@ def to_predictions(
                 "confidence": round(confidence, 6),
                 "review": review,
                 "latency_ms": latency_ms,
-            },
+            }
         )
         results.append(
             {
@@ -70,4 +75,5 @@ def to_predictions(
                 "review": review,
             }
         )
+    audit_log.info("prediction", extra={AUDIT_FIELD: audit})
     return results

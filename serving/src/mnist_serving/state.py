@@ -25,7 +25,7 @@ class ModelHolder:
     def load(self, settings: Settings) -> DigitModel | None:
         """Locate and load the model; on failure record the reason and log the fix."""
         try:
-            model = load_model(locate_model(settings))
+            model = load_model(locate_model(settings), settings.batch_threads)
         except ModelLoadError as exc:
             self.reason = str(exc)
             log.error("model not loaded: %s", exc, extra={"event": "model_load_failed"})
