@@ -193,7 +193,10 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install -y wrk")
     sample = np.load(FIXTURES / "mnist_test_sample.npz")
     images = [png_bytes(image) for image in sample["images"]]
-    figures: dict[str, object] = {"cpu_count": os.cpu_count()}
+    figures: dict[str, object] = {
+        "cpu_count": os.cpu_count(),
+        "load_before": round(os.getloadavg()[0], 2),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
@@ -253,6 +256,10 @@ def report(figures: dict) -> None:
         rows.append(("  with the [azure] extra", size, "(the container's install)"))
     for name, value, target in rows:
         print(f"{name:<30} {value:<50} (target {target})")
+    print(
+        f"({figures['cpu_count']} CPUs; 1-minute load average before the run "
+        f"{figures['load_before']}: other work on the machine lowers these figures)"
+    )
 
 
 if __name__ == "__main__":
