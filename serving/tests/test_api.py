@@ -392,6 +392,13 @@ def test_api_keys_from_a_mounted_secret_file(client_with, digit_png, tmp_path):
     assert (ok.status_code, refused.status_code) == (200, 401)
 
 
+def test_empty_api_keys_file_fails_at_start(tmp_path):
+    secret = tmp_path / "api_keys"
+    secret.write_text(" \n")
+    with pytest.raises(ValueError, match="holds no keys"):
+        Settings(api_keys_file=secret)
+
+
 def test_missing_api_keys_file_fails_at_start(tmp_path):
     with pytest.raises(ValueError, match="mount the Secret there or unset"):
         Settings(api_keys_file=tmp_path / "absent")

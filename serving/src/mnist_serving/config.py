@@ -98,7 +98,14 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg) from exc
         keys = [key.strip() for key in text.replace(",", "\n").splitlines()]
-        object.__setattr__(self, "api_keys", [*self.api_keys, *filter(None, keys)])
+        keys = [key for key in keys if key]
+        if not keys:
+            msg = (
+                f"API_KEYS_FILE {self.api_keys_file} holds no keys, which would turn "
+                "authentication off; put the keys in the Secret or unset API_KEYS_FILE"
+            )
+            raise ValueError(msg)
+        object.__setattr__(self, "api_keys", [*self.api_keys, *keys])
         return self
 
     @model_validator(mode="after")
