@@ -1,4 +1,8 @@
-"""FastAPI dependencies as Annotated aliases: settings, model, caller."""
+"""FastAPI dependencies as Annotated aliases: the model holder, the model, a caller.
+
+All are `async def`: a plain `def` dependency costs a thread-pool hop per request.
+Settings live on `app.state.settings` (set once by create_app from get_settings).
+"""
 
 from __future__ import annotations
 
@@ -18,18 +22,6 @@ api_key_header = APIKeyHeader(
     auto_error=False,
     description="Required on predict endpoints when the server has API_KEYS set.",
 )
-
-
-async def app_settings(request: Request) -> Settings:
-    """The app's settings (resolved once by create_app from get_settings).
-
-    An async dependency: a plain `def` one would cost a thread-pool hop per request.
-    """
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_holder(request: Request) -> ModelHolder:
