@@ -98,6 +98,9 @@ class ServingMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.in_flight = 0
+        # Route templates only ("unmatched" for 404s), so these stay small.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one request."""
@@ -117,8 +120,19 @@ class ServingMiddleware:
                 await exchange.reply(500, detail, "internal_error")
         finally:
             label = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(label, scope["method"], str(exchange.status)).inc()
-            LATENCY.labels(label).observe(time.perf_counter() - started)
+            self._record(label, scope["method"], exchange.status, started)
+
+    def _record(self, route: str, method: str, status: int, started: float) -> None:
+        """Count the request and observe its latency (metric children cached)."""
+        key = (route, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = REQUESTS.labels(route, method, str(status))
+        counter.inc()
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = LATENCY.labels(route)
+        histogram.observe(time.perf_counter() - started)
 
     async def _handle(
         self, scope: Scope, receive: Receive, exchange: _Exchange
