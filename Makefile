@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
-	benchmark lock clean
+	benchmark bench-serving lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,11 +38,12 @@ run: install ## Install, then `kedro run` end to end on the embedded MNIST
 smoke: install ## A quick run: 2,000 rows, 1 epoch (about a minute)
 	$(BIN)/kedro run --params "$(SMOKE_PARAMS)"
 
-test: install ## Install, then lint and run every test (training and serving)
+test: install ## Install, then lint and run every test (training, serving, deploy files)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	$(MAKE) -C serving test
+	$(MAKE) -C serving lint
 
 test-fast: install ## Training tests without the slow (training/pipeline) ones
 	$(BIN)/pytest -m "not slow"
@@ -62,6 +63,9 @@ mlflow-ui: install ## Browse runs and the model registry at http://127.0.0.1:500
 
 serve: ## Serve the model of the last `kedro run` at http://127.0.0.1:8000
 	$(MAKE) -C serving serve
+
+bench-serving: ## Serving benchmarks: a real mnist-serve driven by wrk
+	$(MAKE) -C serving bench
 
 benchmark: install ## Time data_processing and a full seed training run
 	$(BIN)/python benchmarks/bench_training.py
