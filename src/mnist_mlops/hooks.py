@@ -16,6 +16,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from mlflow.models import infer_signature
 
+from mnist_mlops.azure.versioning import shared_save_version
+
 logger = logging.getLogger(__name__)
 
 RUN_INFO = "run_info"
@@ -55,6 +57,7 @@ class RunInfoHook:
     def __init__(self) -> None:
         """Start with nothing saved."""
         self._saved: dict[str, Any] = {}
+        self._catalog: DataCatalog | None = None
 
     @hook_impl(trylast=True)  # after kedro-mlflow has started its run
     def before_pipeline_run(
@@ -62,8 +65,10 @@ class RunInfoHook:
     ) -> None:
         """Publish the run's identity as the `run_info` dataset."""
         active = mlflow.active_run()
+        self._catalog = catalog
         catalog[RUN_INFO] = {
-            "version": run_params["run_id"],  # = the catalog's save version
+            # = the catalog's save version (one per Azure ML job, see azure/versioning)
+            "version": shared_save_version() or run_params["run_id"],
             "mlflow_run_id": active.info.run_id if active else None,
             "git_commit": git_commit(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -79,8 +84,20 @@ class RunInfoHook:
         if dataset_name in (KERAS_MODEL, LITERT_MODEL):
             self._saved[dataset_name] = data
         if dataset_name == CARD and mlflow.active_run() is not None:
-            register_model(self._saved, data)
+            register_model(self._job_artifacts(), data)
             self._saved.clear()
+
+    def _job_artifacts(self) -> dict[str, Any]:
+        """What this run saved; in an Azure ML step, also what the job's other steps did.
+
+        Steps of one Azure ML job share one save version, to which the catalog's
+        versioned datasets are pinned, so the model loaded here is this job's.
+        """
+        if shared_save_version() and self._catalog is not None:
+            for name in (KERAS_MODEL, LITERT_MODEL):
+                if name not in self._saved:
+                    self._saved[name] = self._catalog.load(name)
+        return self._saved
 
 
 def register_model(saved: dict[str, Any], card: dict[str, Any]) -> None:

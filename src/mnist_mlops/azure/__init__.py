@@ -1,0 +1,1 @@
+"""Running the project on Azure: Blob checks, shared versions, Azure ML resources."""

@@ -1,0 +1,87 @@
+"""Azure fixtures: a real Azurite process, and projects whose data lives on it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from tests.azure.azurite import AZURITE, INSTALL_HINT, Azurite, running_azurite
+from tests.conftest import ROOT
+
+RAW_BLOB = "01_raw/mnist_full.csv"
+SMALL_RUN = {
+    "data_processing": {"split": {"official_test_rows": 300}},
+    "training": {"epochs": 1},
+}
+
+
+def blob_container(env: str = "azurite") -> str:
+    """The container of the Blob catalog, as conf/<env>/globals.yml names it."""
+    globals_ = yaml.safe_load((ROOT / "conf" / env / "globals.yml").read_text())
+    return str(globals_["blob"]["container"])
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy conf (without conf/local) and pyproject.toml: a project with no data."""
+    shutil.copytree(
+        ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local")
+    )
+    (dest / "conf" / "local").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", dest)
+    (dest / "src").mkdir()  # the package comes from the (editable) install
+    return dest
+
+
+def upload_raw(azurite: Azurite, table: pd.DataFrame) -> None:
+    """Create the catalog's container and put `table` there as the raw CSV."""
+    container = azurite.service.create_container(blob_container())
+    container.upload_blob(RAW_BLOB, table.to_csv(index=False).encode())
+
+
+def _end_mlflow_runs() -> None:
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def no_active_mlflow_run() -> Iterator[None]:
+    """No MLflow run leaks into or out of a test.
+
+    kedro-mlflow (`nested: true`) re-opens its run before every node, so an
+    in-process `kedro run` leaves it on MLflow's stack, and the next session
+    would log into that run instead of starting its own.
+    """
+    _end_mlflow_runs()
+    yield
+    _end_mlflow_runs()
+
+
+@pytest.fixture
+def azurite(tmp_path: Path) -> Iterator[Azurite]:
+    """A fresh, empty Azurite on a free loopback port; stopped after the test."""
+    if not AZURITE.exists():
+        pytest.fail(INSTALL_HINT)
+    workdir = tmp_path / "azurite"
+    workdir.mkdir()
+    with running_azurite(workdir) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def blob_project(
+    project: Path,
+    azurite: Azurite,
+    sample_table: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """`project` with its raw CSV on Azurite only, and `--env azurite` aimed there."""
+    monkeypatch.setenv("AZURITE_BLOB_PORT", str(azurite.port))
+    upload_raw(azurite, sample_table)
+    (project / "data" / RAW_BLOB).unlink()
+    return project
