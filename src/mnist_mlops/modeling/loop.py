@@ -53,6 +53,16 @@ def _dataset(
     return data.prefetch(tf.data.AUTOTUNE)
 
 
+def distribute(
+    x: np.ndarray, y: np.ndarray, cfg: TrainingParams, strategy: tf.distribute.Strategy
+) -> tf.distribute.DistributedDataset:
+    """The training batches as `strategy` deals them out: each worker its own shard."""
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    return strategy.experimental_distribute_dataset(
+        _dataset(x, y, cfg, global_batch)
+    )
+
+
 def _make_step(
     strategy: tf.distribute.Strategy,
     model: keras.Model,
@@ -110,9 +120,7 @@ def train(
         )
         optimizer = keras.optimizers.Adam(schedule)
     step = _make_step(strategy, model, optimizer, global_batch)
-    data = strategy.experimental_distribute_dataset(
-        _dataset(x_fit, y_fit, cfg, global_batch)
-    )
+    data = distribute(x_fit, y_fit, cfg, strategy)
     stopper = keras.callbacks.EarlyStopping(
         **cfg.early_stopping.model_dump(), verbose=0
     )

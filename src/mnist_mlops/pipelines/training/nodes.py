@@ -9,6 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from kedro_azureml.distributed import distributed_job
+from kedro_azureml.distributed.config import Framework
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
@@ -25,6 +27,9 @@ N_CLASSES = 10
 MODEL_FILE = "mnist_cnn.tflite"
 
 
+# On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
+# TF_CONFIG set on each; elsewhere the decorator changes nothing.
+@distributed_job(Framework.TensorFlow, num_nodes="params:training.distributed.workers")
 def train_model(
     x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
 ) -> tuple[keras.Model, History]:
