@@ -88,7 +88,7 @@ class RunInfoHook:
             self._saved.clear()
 
     def _job_artifacts(self) -> dict[str, Any]:
-        """What this run saved; in an Azure ML step, also what the job's other steps did.
+        """What this run saved; in an Azure ML step, also what the other steps saved.
 
         Steps of one Azure ML job share one save version, to which the catalog's
         versioned datasets are pinned, so the model loaded here is this job's.
