@@ -58,9 +58,7 @@ def distribute(
 ) -> tf.distribute.DistributedDataset:
     """The training batches as `strategy` deals them out: each worker its own shard."""
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
-    return strategy.experimental_distribute_dataset(
-        _dataset(x, y, cfg, global_batch)
-    )
+    return strategy.experimental_distribute_dataset(_dataset(x, y, cfg, global_batch))
 
 
 def _make_step(
