@@ -1,4 +1,4 @@
-"""A dataset that saves anywhere fsspec reaches and logs the saved file to MLflow."""
+"""Datasets of the Azure path: reports logged to MLflow from Blob, chief-only saves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import fsspec
 import mlflow
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class MlflowLoggedDataset(AbstractDataset[Any, Any]):
     ) -> None:
         """Build the wrapped dataset from its config (needs a `filepath`)."""
         if "filepath" not in dataset:
-            raise ValueError(
+            raise DatasetError(
                 f"MlflowLoggedDataset wraps file datasets; the config {dataset} has "
                 "no 'filepath'. Add one or use the dataset without the wrapper."
             )

@@ -104,7 +104,7 @@ def check_container(target: BlobTarget) -> None:
         ) from exc
     except ClientAuthenticationError as exc:
         raise BlobStorageError(
-            f"{where} refused the sign-in: {exc.message}. Sign in (`az login`, or "
+            f"{where}: sign-in failed: {exc.message}. Sign in (`az login`, or "
             "a managed identity on Azure ML) as an identity with the role "
             "'Storage Blob Data Contributor' on the account."
         ) from exc
