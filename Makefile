@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
-	benchmark bench-serving lock clean
+	benchmark bench-serving lock clean test-azure
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,13 +32,19 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv with the pinned training stack and the project
 
+# Azurite (the Azure Blob emulator) for the Blob tests, pinned in .ci/package-lock.json.
+AZURITE := .ci/node_modules/.bin/azurite-blob
+$(AZURITE): .ci/package-lock.json
+	npm ci --prefix .ci --no-audit --no-fund
+	touch $@
+
 run: install ## Install, then `kedro run` end to end on the embedded MNIST
 	$(BIN)/kedro run
 
 smoke: install ## A quick run: 2,000 rows, 1 epoch (about a minute)
 	$(BIN)/kedro run --params "$(SMOKE_PARAMS)"
 
-test: install ## Install, then lint and run every test (training, serving, deploy files)
+test: install $(AZURITE) ## Install, then lint and run every test (training, Azure, serving, deploy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -47,6 +53,9 @@ test: install ## Install, then lint and run every test (training, serving, deplo
 
 test-fast: install ## Training tests without the slow (training/pipeline) ones
 	$(BIN)/pytest -m "not slow"
+
+test-azure: install $(AZURITE) ## Blob (Azurite), Azure ML compile/execute, multi-worker tests
+	$(BIN)/pytest tests/azure tests/test_workflows.py
 
 lint: install ## ruff, plus the serving/deploy linters
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
