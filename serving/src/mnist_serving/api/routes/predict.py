@@ -102,6 +102,14 @@ async def _predict(
     return to_predictions(probabilities, ctx.settings, audit)
 
 
+async def _classify_one(data: bytes, request: Request, ctx: PredictContext) -> Response:
+    """Preprocess one image, classify it and answer with its prediction."""
+    image = await to_mnist(data, request, ctx)
+    (result,) = await _predict(image[None], request, ctx)
+    result.update(model_version=ctx.model.version, request_id=ctx.request_id)
+    return _json(result)
+
+
 @router.post(
     "/predict",
     summary="Classify an uploaded PNG or JPEG",
@@ -113,10 +121,7 @@ async def _predict(
 async def predict(ctx: PredictDep, request: Request) -> Response:
     """Classify one image sent as multipart field `file`."""
     (_, data), *_ = await read_parts(request, "file", 1)
-    image = await to_mnist(data, request, ctx)
-    (result,) = await _predict(image[None], request, ctx)
-    result.update(model_version=ctx.model.version, request_id=ctx.request_id)
-    return _json(result)
+    return await _classify_one(data, request, ctx)
 
 
 @router.post(
@@ -129,10 +134,7 @@ async def predict_drawing(
 ) -> Response:
     """Classify a data URL or bare base64 PNG, as the drawing page sends it."""
     data = decode_base64_image(body.image, ctx.settings.max_base64_chars)
-    image = await to_mnist(data, request, ctx)
-    (result,) = await _predict(image[None], request, ctx)
-    result.update(model_version=ctx.model.version, request_id=ctx.request_id)
-    return _json(result)
+    return await _classify_one(data, request, ctx)
 
 
 @router.post(
