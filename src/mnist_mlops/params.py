@@ -38,6 +38,7 @@ class ModelParams(Strict):
     conv_filters: tuple[int, ...] = (32, 64)
     convs_per_block: int = Field(1, ge=1, le=4)
     kernel_size: int = Field(3, ge=1)
+    padding: Literal["valid", "same"] = "valid"
     pool_size: int = Field(2, ge=1)
     dense_units: int = Field(128, ge=1)
     flatten_dropout: float = Field(0.5, ge=0, lt=1)

@@ -15,7 +15,12 @@ def conv_block(filters: int, cfg: ModelParams) -> list[keras.layers.Layer]:
     layers: list[keras.layers.Layer] = []
     for _ in range(cfg.convs_per_block):
         layers.append(
-            keras.layers.Conv2D(filters, cfg.kernel_size, use_bias=not cfg.batch_norm)
+            keras.layers.Conv2D(
+                filters,
+                cfg.kernel_size,
+                padding=cfg.padding,
+                use_bias=not cfg.batch_norm,
+            )
         )
         if cfg.batch_norm:
             layers.append(keras.layers.BatchNormalization())
