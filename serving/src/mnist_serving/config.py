@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         "loop; bigger ones in a worker thread.",
     )
 
+    # Operations.
+    shutdown_delay_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, seconds /health/ready answers 503 while requests "
+        "are still served (load balancers drop the pod), before uvicorn's graceful "
+        "stop.",
+    )
+
     # Quality-assurance review thresholds.
     review_auto_approve: float = Field(default=0.95, gt=0, le=1)
     review_secondary: float = Field(default=0.80, gt=0, le=1)
