@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from mnist_serving import __version__
+from mnist_serving.api import openapi
 from mnist_serving.api.routes import health, info, page, predict
 from mnist_serving.config import Settings, get_settings
 from mnist_serving.errors import ServingError
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Classifies handwritten digits with the exported LiteRT model.",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     # Settings live on app.state, read by an async dependency. Not through
     # dependency_overrides: any override makes FastAPI rebuild every dependant
     # on every request (~0.5 ms).

@@ -19,7 +19,8 @@ from mnist_serving.metrics import IN_FLIGHT, LATENCY, REJECTED, REQUESTS
 
 log = logging.getLogger(__name__)
 PREDICT_PREFIX = "/predict"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

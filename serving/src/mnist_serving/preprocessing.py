@@ -168,6 +168,8 @@ def image_to_mnist(image: Image.Image) -> np.ndarray:
     digit = scale_to_box(crop_to_ink(ink))
     field = center_by_mass(digit)
     field *= 1.0 / SCALE
+    # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
+    np.clip(field, 0.0, 1.0, out=field)
     return field
 
 

@@ -19,6 +19,7 @@ class DrawingRequest(BaseModel):
         description="PNG or JPEG as a data URL (data:image/png;base64,...) or bare "
         "base64.",
         examples=["data:image/png;base64,iVBORw0KGgo..."],
+        json_schema_extra={"format": "image-data-url"},  # a hint; not validated
     )
 
 
