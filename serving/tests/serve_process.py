@@ -21,6 +21,7 @@ import httpx
 from conftest import MODEL_ROOT
 
 EXE = Path(sys.executable).with_name("mnist-serve")
+BOUNDARY = "processtestboundary"
 FIXTURE_VERSION = next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
 MODEL_FILE = MODEL_ROOT / "mnist_cnn.tflite" / FIXTURE_VERSION / "mnist_cnn.tflite"
 CARD_FILE = MODEL_ROOT / "model_card.json" / FIXTURE_VERSION / "model_card.json"
@@ -41,6 +42,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def multipart_body(data: bytes) -> bytes:
+    """A /predict body with one PNG in field `file` (multipart, BOUNDARY)."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="d.png"\r\nContent-Type: image/png\r\n\r\n'
+    )
+    return head.encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def kedro_project(root: Path) -> Path:
@@ -121,7 +131,9 @@ class Server:
 
     def tail(self, lines: int = 20) -> str:
         """The end of the log, for assertion messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(
+            self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        )
 
 
 def start_server(
@@ -156,7 +168,9 @@ def start_server(
 
 
 @contextmanager
-def running_server(workdir: Path, env: dict[str, str], **kwargs: Any) -> Iterator[Server]:
+def running_server(
+    workdir: Path, env: dict[str, str], **kwargs: Any
+) -> Iterator[Server]:
     """A ready `mnist-serve`, stopped (SIGTERM) on exit."""
     server = start_server(workdir, env, **kwargs)
     try:

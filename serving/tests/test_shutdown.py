@@ -13,20 +13,16 @@ import httpx
 import pytest
 
 from conftest import MODEL_URI
-from serve_process import Server, running_server, start_server
+from serve_process import (
+    BOUNDARY,
+    Server,
+    multipart_body,
+    running_server,
+    start_server,
+)
 
 pytestmark = pytest.mark.reliability
 DELAY = 1.0  # SHUTDOWN_DELAY_SECONDS in these tests
-BOUNDARY = "drainboundary"
-
-
-def multipart_body(data: bytes) -> bytes:
-    """A /predict body with one PNG in field `file`."""
-    head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
-        'filename="d.png"\r\nContent-Type: image/png\r\n\r\n'
-    )
-    return head.encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 @dataclass
@@ -91,7 +87,7 @@ def listener_closed(port: int) -> bool:
     return False
 
 
-def wait_for(condition, limit: float, step: float = 0.005) -> float:  # noqa: ANN001
+def wait_for(condition, limit: float, step: float = 0.005) -> float:
     """Poll `condition` until true; the monotonic time it became true."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -131,7 +127,7 @@ def test_sigterm_turns_unready_at_once_then_drains_and_exits_0(tmp_path, digit_p
         exited = time.monotonic()
     in_delay = [status for sent, _, status in load.results if sent > sigterm]
     statuses = {status for _, _, status in load.results}
-    print(
+    print(  # noqa: T201 - the drain timings, shown with pytest -s
         f"readiness 503 after {unready - sigterm:.3f} s, listener closed after "
         f"{closed - sigterm:.3f} s, exit after {exited - sigterm:.3f} s; "
         f"{len(load.results)} load requests ({len(in_delay)} in the delay), "

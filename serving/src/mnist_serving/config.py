@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_ADMIN_TOKEN = 16
 
 
 class Settings(BaseSettings):
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
         "loop; bigger ones in a worker thread.",
     )
 
-    # Operations.
+    # Operations: graceful shutdown and model reloads.
     shutdown_delay_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -77,6 +79,19 @@ class Settings(BaseSettings):
         description="After SIGTERM, seconds /health/ready answers 503 while requests "
         "are still served (load balancers drop the pod), before uvicorn's graceful "
         "stop.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of POST /admin/reload; unset = admin endpoints off.",
+    )
+    admin_token_file: Path | None = Field(
+        default=None,
+        description="File holding ADMIN_TOKEN (a mounted Secret); absent file = off.",
+    )
+    model_poll_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Re-locate the model this often and load a new version; 0 = off.",
     )
 
     # Quality-assurance review thresholds.
@@ -116,6 +131,41 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         object.__setattr__(self, "api_keys", [*self.api_keys, *keys])
+        return self
+
+    @model_validator(mode="after")
+    def _read_admin_token(self) -> Settings:
+        """Take ADMIN_TOKEN from ADMIN_TOKEN_FILE when that file exists, then check it.
+
+        An absent file leaves the admin endpoints off (they answer 403 and say
+        why): a Kubernetes Secret mounted as optional may not exist.
+        """
+        path = self.admin_token_file
+        if self.admin_token is None and path is not None and path.exists():
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                msg = (
+                    f"ADMIN_TOKEN_FILE {path} cannot be read ({exc}); fix the "
+                    "Secret's mount or unset ADMIN_TOKEN_FILE"
+                )
+                raise ValueError(msg) from exc
+            object.__setattr__(self, "admin_token", SecretStr(text))
+        if self.admin_token is None:
+            return self
+        token = self.admin_token.get_secret_value()
+        if len(token) < MIN_ADMIN_TOKEN:
+            msg = (
+                f"ADMIN_TOKEN has {len(token)} characters, fewer than "
+                f"{MIN_ADMIN_TOKEN}; use a random one, e.g. `openssl rand -hex 32`"
+            )
+            raise ValueError(msg)
+        if token in self.api_keys:
+            msg = (
+                "ADMIN_TOKEN equals one of the API keys; use a separate secret so "
+                "that a prediction client cannot reload models"
+            )
+            raise ValueError(msg)
         return self
 
     @model_validator(mode="after")

@@ -44,6 +44,18 @@ class UnauthorizedError(ServingError):
     status_code = 401
 
 
+class AdminDisabledError(ServingError):
+    """An admin endpoint was called but no ADMIN_TOKEN is configured."""
+
+    status_code = 403
+
+
+class ReloadFailedError(ServingError):
+    """A model reload was refused; the previous model keeps serving."""
+
+    status_code = 409
+
+
 class RateLimitedError(ServingError):
     """The caller is above its rate limit."""
 

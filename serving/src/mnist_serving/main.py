@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
 from typing import Any
 
@@ -17,10 +18,11 @@ from fastapi.staticfiles import StaticFiles
 
 from mnist_serving import __version__
 from mnist_serving.api import openapi
-from mnist_serving.api.routes import health, info, page, predict
+from mnist_serving.api.routes import admin, health, info, page, predict
 from mnist_serving.config import Settings, get_settings
 from mnist_serving.errors import ServingError
 from mnist_serving.middleware import ServingMiddleware
+from mnist_serving.reload import ModelReloader
 from mnist_serving.security import RateLimiter
 from mnist_serving.state import ModelHolder
 
@@ -30,7 +32,10 @@ BIG_IMAGE_THREADS = 2
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the model once at start; the process stays up if that fails."""
+    """Load the model once at start; the process stays up if that fails.
+
+    With MODEL_POLL_SECONDS > 0 a task reloads new model versions while serving.
+    """
     settings: Settings = app.state.settings
     app.state.started = time.monotonic()
     app.state.rate_limiter = RateLimiter(
@@ -42,8 +47,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     holder.shutting_down = False
     if holder.model is None:
         holder.load(settings)
-    yield
-    holder.shutting_down = True
+    app.state.reloader = reloader = ModelReloader(holder, settings)
+    poller = None
+    if settings.model_poll_seconds > 0:
+        poller = asyncio.create_task(reloader.poll(settings.model_poll_seconds))
+    try:
+        yield
+    finally:
+        holder.shutting_down = True
+        if poller is not None:
+            poller.cancel()
+            with suppress(asyncio.CancelledError):
+                await poller
 
 
 async def serving_error(_: Request, exc: Exception) -> JSONResponse:
@@ -86,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder()
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for router in (page.router, predict.router, health.router, info.router):
+    routers = (page.router, predict.router, health.router, info.router, admin.router)
+    for router in routers:
         app.include_router(router)
     static = files("mnist_serving") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -78,6 +78,16 @@ class HealthResponse(BaseModel):
     reason: str | None
     service_version: str
     uptime_seconds: float
+    last_reload_error: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    """What POST /admin/reload did."""
+
+    status: Literal["reloaded", "unchanged"]
+    model_version: str
+    previous_version: str | None
+    sha256: str
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -16,11 +16,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelHolder:
-    """Holds the served model; a failed load keeps the previous one."""
+    """Holds the served model; a failed load or reload keeps the previous one.
+
+    Requests read `model` once and keep that object, so replacing it (one
+    reference assignment, on the event loop) never disturbs a request in flight.
+    """
 
     model: DigitModel | None = None
     reason: str = "model not loaded yet"
     shutting_down: bool = False
+    last_reload_error: str | None = None
 
     def load(self, settings: Settings) -> DigitModel | None:
         """Locate and load the model; on failure record the reason and log the fix."""
@@ -42,6 +47,20 @@ class ModelHolder:
             extra={"event": "model_loaded", "model_version": model.version},
         )
         return model
+
+    def swap(self, model: DigitModel) -> DigitModel | None:
+        """Serve `model` from now on; returns the one it replaces."""
+        previous, self.model = self.model, model
+        self.reason = ""
+        self.last_reload_error = None
+        MODEL_READY.set(1)
+        return previous
+
+    def reload_failed(self, error: str) -> None:
+        """Record a failed reload; without a model it is also why we are not ready."""
+        self.last_reload_error = error
+        if self.model is None:
+            self.reason = error
 
     def ready_reason(self) -> str | None:
         """None when ready, else why not."""

@@ -22,7 +22,11 @@ NOT_READY = {503: {"model": ErrorBody, "description": "Not ready, with the reaso
 
 @router.get("", responses={503: {"model": HealthResponse}})
 async def health(request: Request, holder: HolderDep) -> HealthResponse:
-    """Process and model status in one answer; 503 while no model is loaded."""
+    """Process and model status in one answer; 503 while not ready.
+
+    `last_reload_error` is why the last reload failed (the model it names is
+    not served), or null.
+    """
     model = holder.model
     reason = holder.ready_reason()
     body = HealthResponse(
@@ -32,6 +36,7 @@ async def health(request: Request, holder: HolderDep) -> HealthResponse:
         reason=reason,
         service_version=__version__,
         uptime_seconds=round(time.monotonic() - request.app.state.started, 3),
+        last_reload_error=holder.last_reload_error,
     )
     if reason is not None:
         return JSONResponse(body.model_dump(), status_code=503)  # type: ignore[return-value]
@@ -46,7 +51,11 @@ async def live() -> LiveResponse:
 
 @router.get("/ready", responses=NOT_READY)
 async def ready(holder: HolderDep) -> ReadyResponse:
-    """200 once a verified model is loaded; 503 with the reason otherwise."""
+    """200 once a verified model is loaded; 503 with the reason otherwise.
+
+    Turns 503 ("shutting down") as soon as SIGTERM arrives, while requests are
+    still served for SHUTDOWN_DELAY_SECONDS.
+    """
     reason = holder.ready_reason()
     if reason is not None or holder.model is None:
         return JSONResponse(  # type: ignore[return-value]

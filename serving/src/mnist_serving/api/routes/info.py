@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mnist_serving.api.deps import ModelDep
+from mnist_serving.api.deps import HolderDep
 from mnist_serving.schemas import ErrorBody
 
 router = APIRouter(tags=["model"])
@@ -18,9 +18,13 @@ router = APIRouter(tags=["model"])
     "/model-info",
     responses={503: {"model": ErrorBody, "description": "No model loaded."}},
 )
-async def model_info(model: ModelDep) -> dict[str, Any]:
-    """The model card plus the served version, its source and load time."""
-    return model.info()
+async def model_info(holder: HolderDep) -> dict[str, Any]:
+    """The model card plus the served version, its source and load time.
+
+    `last_reload_error` is why the last reload failed (the served model is
+    unchanged), or null.
+    """
+    return {**holder.require().info(), "last_reload_error": holder.last_reload_error}
 
 
 @router.get(
