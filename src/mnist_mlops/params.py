@@ -69,6 +69,12 @@ class DistributedParams(Strict):
     workers: int = Field(1, ge=1)
 
 
+class ExportParams(Strict):
+    """How the trained model becomes the LiteRT file that serving loads."""
+
+    quantization: Literal["none", "dynamic_range"] = "dynamic_range"
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -82,6 +88,7 @@ class TrainingParams(Strict):
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     augmentation: AugmentationParams = AugmentationParams()
     distributed: DistributedParams = DistributedParams()
+    export: ExportParams = ExportParams()
     min_parity_agreement: float = Field(0.999, gt=0, le=1)
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"

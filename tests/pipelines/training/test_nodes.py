@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import ParameterError, ParityError
 from mnist_mlops.modeling.cnn import build_model
@@ -148,15 +149,24 @@ def test_evaluate_export_parity_and_card(trained, arrays) -> None:
     assert probs.shape == (200, 10)
     assert figure.axes
 
-    model_bytes = export_model(model)
+    official = (arrays["x_off"], arrays["y_off"])
+    model_bytes = export_model(model, {"export": {"quantization": "none"}})
     litert_probs = litert_predict(model_bytes, arrays["x_test"])
     np.testing.assert_allclose(litert_probs, probs, atol=1e-4)
-    parity = check_parity(model_bytes, probs, arrays["x_test"], {})
+    params = {"export": {"quantization": "none"}}
+    parity = check_parity(model_bytes, probs, arrays["x_test"], *official, params)
     assert parity["argmax_agreement"] >= 0.999
+    assert parity["quantization"] == "none"
+    keras_official = metrics["official_test_accuracy"]
+    assert parity["litert_official_test_accuracy"] == pytest.approx(keras_official)
 
     dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
-    card = build_model_card(model_bytes, metrics, parity, dataset, RUN_INFO, {})
+    card = build_model_card(model_bytes, metrics, parity, dataset, RUN_INFO, params)
     assert card["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    assert card["quantization"] == "none"
+    assert card["parity"]["litert_official_test_accuracy"] == pytest.approx(
+        keras_official
+    )
     assert card["classes"] == list(range(10))
     assert card["input_shape"] == [28, 28, 1]
     assert card["preprocessing"]["digit_box"] == 20
@@ -167,4 +177,40 @@ def test_evaluate_export_parity_and_card(trained, arrays) -> None:
         assert card[key] == RUN_INFO[key]
 
     with pytest.raises(ParityError, match=r"agrees with the Keras model on \d"):
-        check_parity(model_bytes, np.roll(probs, 1, axis=1), arrays["x_test"], {})
+        check_parity(
+            model_bytes, np.roll(probs, 1, axis=1), arrays["x_test"], *official, {}
+        )
+
+
+@pytest.mark.slow
+def test_dynamic_range_export_is_smaller_float_io_and_agrees(trained, arrays) -> None:
+    model, _ = trained
+    official = (arrays["x_off"], arrays["y_off"])
+    metrics, _, _, probs = evaluate_model(
+        model, arrays["x_test"], arrays["y_test"], *official
+    )
+    plain = export_model(model, {"export": {"quantization": "none"}})
+    quantised = export_model(model, {})  # the default: dynamic_range
+    assert len(quantised) < len(plain) / 3  # int8 weights instead of float32
+    for entry in (
+        Interpreter(model_content=quantised).get_input_details()[0],
+        Interpreter(model_content=quantised).get_output_details()[0],
+    ):
+        assert entry["dtype"] == np.float32  # serving feeds and reads it unchanged
+    parity = check_parity(quantised, probs, arrays["x_test"], *official, {})
+    assert parity["quantization"] == "dynamic_range"
+    assert parity["argmax_agreement"] >= 0.999
+    accuracy_drop = (
+        metrics["official_test_accuracy"] - parity["litert_official_test_accuracy"]
+    )
+    assert abs(accuracy_drop) <= 0.01
+    dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
+    card = build_model_card(quantised, metrics, parity, dataset, RUN_INFO, {})
+    assert card["quantization"] == "dynamic_range"
+    assert card["model_bytes"] == len(quantised)
+
+
+def test_unknown_quantization_is_refused_with_the_choices() -> None:
+    expected = r"export\.quantization: .*'dynamic_range'"
+    with pytest.raises(ParameterError, match=expected):
+        export_model(keras.Sequential(), {"export": {"quantization": "int4"}})
