@@ -169,19 +169,22 @@ def test_touch_strokes_draw(base_url, browser):
     assert box["width"] <= 390
     cdp = phone.new_cdp_session(mobile)
     x = box["x"] + box["width"] / 2
-    points = [(x, box["y"] + box["height"] * f) for f in (0.15, 0.4, 0.6, 0.85)]
+    top, bottom = box["y"] + box["height"] * 0.15, box["y"] + box["height"] * 0.85
     touch = lambda kind, p: cdp.send(  # noqa: E731
         "Input.dispatchTouchEvent",
         {"type": kind, "touchPoints": [{"x": p[0], "y": p[1]}] if p else []},
     )
-    touch("touchStart", points[0])
-    for point in points[1:]:
-        touch("touchMove", point)
+    # A finger's pace: a move every frame, then a rest before lifting. A stroke
+    # sent in a few milliseconds is a fling to Chromium, and a tap during a fling
+    # only stops it, with no click.
+    touch("touchStart", (x, top))
+    for step in range(1, 25):
+        touch("touchMove", (x, top + (bottom - top) * step / 24))
+        mobile.wait_for_timeout(16)
+    mobile.wait_for_timeout(150)
     touch("touchEnd", None)
     with mobile.expect_response("**/predict-drawing") as response_info:
-        # Synthetic CDP taps right after a CDP touch stroke get no click in
-        # headless Chromium; the stroke itself is what this test is about.
-        mobile.click("#predict")
+        mobile.tap("#predict")
     assert response_info.value.status == 200
     expect(mobile.locator("#digit")).not_to_have_text("?")
     assert errors == []
