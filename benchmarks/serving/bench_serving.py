@@ -120,13 +120,17 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
 
 
 @contextmanager
-def server(model_uri: str, port: int, log_file: Path):
+def server(
+    model_uri: str, port: int, log_file: Path, extra_env: dict[str, str] | None = None
+):
     """A running mnist-serve; yields (process, seconds until ready)."""
     env = {
         **os.environ,
         "MODEL_URI": model_uri,
         "RATE_LIMIT_PER_MINUTE": "0",
         "MAX_CONCURRENCY": "1024",
+        "SHUTDOWN_DELAY_SECONDS": "0",  # no load balancer to wait for
+        **(extra_env or {}),
     }
     exe = Path(sys.executable).with_name("mnist-serve")
     with log_file.open("wb") as log:
