@@ -15,7 +15,6 @@ import pytest
 from conftest import MODEL_URI
 from serve_process import (
     BOUNDARY,
-    Server,
     multipart_body,
     running_server,
     start_server,
@@ -97,8 +96,9 @@ def wait_for(condition, limit: float, step: float = 0.005) -> float:
     raise AssertionError(f"condition not met within {limit} s")
 
 
-def readiness_is_503(server: Server) -> bool:
-    response = httpx.get(f"{server.url}/health/ready", timeout=1)
+def readiness_is_503(probe: httpx.Client) -> bool:
+    """One readiness probe (a kept-alive client: a new one costs milliseconds)."""
+    response = probe.get("/health/ready")
     if response.status_code == 503:
         assert response.json() == {"detail": "not ready: shutting down"}
         return True
@@ -114,9 +114,12 @@ def test_sigterm_turns_unready_at_once_then_drains_and_exits_0(tmp_path, digit_p
         for thread in threads:
             thread.start()
         time.sleep(0.5)  # the load is running
+        probe = httpx.Client(base_url=server.url, timeout=1)
+        assert probe.get("/health/ready").status_code == 200
         sigterm = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        unready = wait_for(lambda: readiness_is_503(server), limit=2)
+        unready = wait_for(lambda: readiness_is_503(probe), limit=2)
+        probe.close()
         time.sleep(DELAY * 0.7)  # clients keep going during the delay
         load.stop.set()
         for thread in threads:
@@ -150,7 +153,8 @@ def test_second_sigterm_stops_at_once(tmp_path, digit_png):
     with running_server(tmp_path, env, graceful_timeout=30) as server:
         open_request = HalfSent.open(server.port, digit_png)
         server.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: readiness_is_503(server), limit=2)
+        with httpx.Client(base_url=server.url, timeout=1) as probe:
+            wait_for(lambda: readiness_is_503(probe), limit=2)
         second = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         code = server.proc.wait(timeout=5)
