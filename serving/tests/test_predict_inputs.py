@@ -1,0 +1,82 @@
+"""The predict endpoints parse their own input: errors as FastAPI's, bodies as JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+CUT = (
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+    b"half an upload"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "loc", "kind"),
+    [
+        (b"", "application/json", ["body"], "missing"),
+        (b'{"image": "abc"}', None, ["body"], "model_attributes_type"),
+        (b'{"image": "abc"}', "text/plain", ["body"], "model_attributes_type"),
+        (b'{"image": ', "application/json", ["body", 10], "json_invalid"),
+        (b"[1, 2]", "application/json", ["body"], "model_attributes_type"),
+        (b'{"image": 5}', "application/json", ["body", "image"], "string_type"),
+        (b'{"image": ""}', "application/json", ["body", "image"], "string_too_short"),
+    ],
+    ids=["empty", "no-type", "text", "bad-json", "list", "number", "empty-image"],
+)
+def test_drawing_body_errors_are_fastapis(client, content, content_type, loc, kind):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/predict-drawing", content=content, headers=headers)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert (problem["loc"], problem["type"]) == (loc, kind)
+
+
+def test_drawing_json_subtypes_are_json(client):
+    response = client.post(
+        "/predict-drawing",
+        content=b'{"image": "%%%"}',
+        headers={"content-type": "application/vnd.mnist+json"},
+    )
+    assert response.status_code == 422
+    assert "not valid base64" in response.json()["detail"]
+
+
+def test_drawing_body_that_is_not_utf8_is_400(client):
+    response = client.post(
+        "/predict-drawing",
+        content=b'{"image": "\xff"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "not UTF-8 JSON" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"x", "multipart/form-data", "no boundary"),
+        (CUT, "multipart/form-data; boundary=b", "cut short"),
+    ],
+    ids=["no-boundary", "cut-short"],
+)
+def test_malformed_multipart_is_400(client, content, content_type, message):
+    response = client.post(
+        "/predict", content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_non_multipart_upload_is_422_field_required(client):
+    response = client.post("/predict", data={"file": "not a file"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "multipart field 'file' with a PNG or JPEG file is required"
+    )
+
+
+def test_key_is_checked_before_the_body_is_read(client_with):
+    with client_with(api_keys="k1") as client:
+        response = client.post("/predict", content=CUT, headers={"content-type": "x"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "ApiKey"
