@@ -1,4 +1,4 @@
-"""Project hooks: run facts for the model card, and the MLflow model registration."""
+"""Project hooks: run facts for the model card, reports and model logged to MLflow."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import subprocess
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import mlflow
 import numpy as np
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
+from matplotlib.figure import Figure
 from mlflow.models import infer_signature
 
 from mnist_mlops.azure.versioning import shared_save_version
@@ -24,6 +25,8 @@ RUN_INFO = "run_info"
 CARD = "model_card"
 KERAS_MODEL = "keras_model"
 LITERT_MODEL = "litert_model"
+# Catalog metadata key of the reports that the hook logs to the MLflow run.
+REPORT_FLAG = "mlflow_artifact"
 # The training environment pins these; stating them skips MLflow's slow inference.
 PIP_REQUIREMENTS = ["tensorflow==2.21.0", "keras>=3.15,<4"]
 
@@ -46,12 +49,14 @@ def git_commit() -> str:
 
 
 class RunInfoHook:
-    """Puts `run_info` in the catalog and registers the trained model in MLflow.
+    """Puts `run_info` in the catalog; logs reports and registers the model in MLflow.
 
     Nodes stay pure: the run's identity (Kedro save version, MLflow run id, git
-    commit, time) reaches `build_model_card` as the `run_info` dataset. Once the
-    card exists (parity passed), the Keras model is logged to the MLflow run and
-    registered under the card's name with the `deployment` and `dataset` tags.
+    commit, time) reaches `build_model_card` as the `run_info` dataset. Each
+    report (catalog metadata `mlflow_artifact: true`) is logged to the MLflow
+    run when it is saved. Once the card exists (parity passed), the Keras model
+    is logged to the MLflow run and registered under the card's name with the
+    `deployment` and `dataset` tags.
     """
 
     def __init__(self) -> None:
@@ -76,16 +81,29 @@ class RunInfoHook:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
-        """Keep the model and its export; register them once the card is on disk.
+        """Log a saved report; keep the model, register it once the card is on disk.
 
         Registering after the card is saved means a run that failed its parity
         check, or could not write its card, never reaches the registry.
         """
         if dataset_name in (KERAS_MODEL, LITERT_MODEL):
             self._saved[dataset_name] = data
-        if dataset_name == CARD and mlflow.active_run() is not None:
+        if mlflow.active_run() is None:
+            return
+        if file_name := self._report_file(dataset_name):
+            log_report(data, file_name)
+        if dataset_name == CARD:
             register_model(self._job_artifacts(), data)
             self._saved.clear()
+
+    def _report_file(self, dataset_name: str) -> str | None:
+        """The file name of a report to log to MLflow; None for other datasets."""
+        if self._catalog is None:
+            return None
+        config = self._catalog.config_resolver.config.get(dataset_name) or {}
+        if not (config.get("metadata") or {}).get(REPORT_FLAG):
+            return None
+        return PurePosixPath(str(config["filepath"])).name
 
     def _job_artifacts(self) -> dict[str, Any]:
         """What this run saved; in an Azure ML step, also what the other steps saved.
@@ -98,6 +116,21 @@ class RunInfoHook:
                 if name not in self._saved:
                     self._saved[name] = self._catalog.load(name)
         return self._saved
+
+
+def log_report(data: Any, file_name: str) -> None:
+    """Log a report to the active MLflow run: a figure as an image, a dict as JSON.
+
+    kedro-mlflow's MlflowArtifactDataset cannot wrap a Kedro-versioned dataset
+    under Kedro 1.x (it picks its own save version, which the catalog rejects),
+    so the hook logs the reports. It logs the saved object, not the saved file,
+    which works the same for a local file and a blob on Azure.
+    """
+    if isinstance(data, Figure):
+        mlflow.log_figure(data, file_name)
+    else:
+        mlflow.log_dict(data, file_name)
+    logger.debug("Logged report %s to the MLflow run.", file_name)
 
 
 def register_model(saved: dict[str, Any], card: dict[str, Any]) -> None:

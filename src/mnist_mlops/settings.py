@@ -2,15 +2,16 @@
 
 from kedro.config import OmegaConfigLoader
 
-from mnist_mlops.azure.catalog import JobVersionedDataCatalog
 from mnist_mlops.azure.hooks import AzureRunHooks
+from mnist_mlops.catalog import RunVersionedDataCatalog
 from mnist_mlops.config import env_or_default
 from mnist_mlops.hooks import RunInfoHook
 
 HOOKS = (RunInfoHook(), AzureRunHooks())
 
-# Kedro's DataCatalog, plus one save version shared by the steps of an Azure ML job.
-DATA_CATALOG_CLASS = JobVersionedDataCatalog
+# Kedro's DataCatalog, except that a run loads the versions it saved (never those of
+# a run beside it) and the steps of an Azure ML job share one save version.
+DATA_CATALOG_CLASS = RunVersionedDataCatalog
 
 # kedro-azureml's hook only serves AzureMLAssetDataset entries, which this project
 # does not use (Blob data goes through adlfs), and it makes a plain `kedro run`

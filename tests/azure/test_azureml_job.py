@@ -159,7 +159,9 @@ def test_compiled_steps_pass_data_only_through_blob_and_folders(
     assert hashlib.sha256(model).hexdigest() == card["model_sha256"]
     assert card["training"]["distributed"]["workers"] == 2
     assert card["git_commit"] == "0123abc"
-    metrics = json.loads(azurite.read(container, "08_reporting/metrics.json"))
+    metrics = json.loads(
+        azurite.read(container, f"08_reporting/metrics.json/{JOB_VERSION}/metrics.json")
+    )
     assert metrics["official_test_samples"] == 300
     assert 0.3 < metrics["official_test_accuracy"] <= 1.0
     assert np.isclose(sum(np.array(metrics["official_confusion_matrix"]).ravel()), 300)

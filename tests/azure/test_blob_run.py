@@ -43,6 +43,11 @@ def blob_path(config: dict[str, Any], container: str) -> str | None:
     return filepath.removeprefix(prefix) if filepath.startswith(prefix) else None
 
 
+def npy(name: str, version: str) -> str:
+    """The blob of one version of a model-input array."""
+    return f"05_model_input/{name}.npy/{version}/{name}.npy"
+
+
 def litert_accuracy(model: bytes, images: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of a LiteRT model, run with ai_edge_litert as serving runs it."""
     interpreter = Interpreter(model_content=model)
@@ -84,10 +89,10 @@ def test_run_on_azurite_reads_and_writes_only_blob(
     assert hashlib.sha256(model).hexdigest() == card["model_sha256"]
     assert len(model) == card["model_bytes"]
     images = np.load(
-        io.BytesIO(azurite.read(container, "05_model_input/x_official_test.npy"))
+        io.BytesIO(azurite.read(container, npy("x_official_test", version)))
     )
     labels = np.load(
-        io.BytesIO(azurite.read(container, "05_model_input/y_official_test.npy"))
+        io.BytesIO(azurite.read(container, npy("y_official_test", version)))
     )
     assert images.shape == (300, 28, 28, 1)
     accuracy = litert_accuracy(model, images, labels)

@@ -1,24 +1,20 @@
-"""The Azure-path pieces on their own: Blob probe, MLflow logging, versions, workers."""
+"""The Azure-path pieces on their own: Blob probe, job version, chief-only saves."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 from kedro.io import DataCatalog
 from kedro_datasets.json import JSONDataset
 
-from mnist_mlops.azure.catalog import JobVersionedDataCatalog
-from mnist_mlops.azure.datasets import ChiefOnlyDataset, MlflowLoggedDataset
+from mnist_mlops.azure.datasets import ChiefOnlyDataset
 from mnist_mlops.azure.errors import AzureSetupError, BlobStorageError
 from mnist_mlops.azure.hooks import AzureRunHooks
 from mnist_mlops.azure.storage import BlobTarget, blob_targets, check_container
 from mnist_mlops.azure.versioning import SAVE_VERSION_ENV, shared_save_version
 from tests.azure.azurite import Azurite, connection_string, free_port
-
-V1, V2 = "2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z"
 
 
 def target(port: int, container: str = "mnist") -> BlobTarget:
@@ -58,49 +54,6 @@ def test_missing_container_says_how_to_create_it(azurite: Azurite) -> None:
         check_container(target(azurite.port, "no-such-container"))
     azurite.service.create_container("mnist")
     check_container(target(azurite.port))  # answers: no error
-
-
-def test_mlflow_logged_dataset_logs_the_bytes_it_saved_to_blob(
-    azurite: Azurite, tmp_path: Path
-) -> None:
-    azurite.service.create_container("mnist")
-    dataset = MlflowLoggedDataset(
-        dataset={
-            "type": "json.JSONDataset",
-            "filepath": "abfs://mnist/08_reporting/metrics.json",
-            "credentials": {"connection_string": connection_string(azurite.port)},
-        }
-    )
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("mlflow-logged-dataset")
-    with mlflow.start_run() as run:
-        dataset.save({"accuracy": 0.99})
-    saved = azurite.read("mnist", "08_reporting/metrics.json")
-    logged = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
-    assert (logged / "metrics.json").read_bytes() == saved
-    assert dataset.load() == {"accuracy": 0.99}
-    dataset.save({"accuracy": 1.0})  # no active run: saves, logs nothing
-    assert json.loads(azurite.read("mnist", "08_reporting/metrics.json")) == {
-        "accuracy": 1.0
-    }
-
-
-def test_job_version_pins_every_versioned_dataset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = {
-        "card": {"type": "json.JSONDataset", "filepath": str(tmp_path / "card.json"),
-                 "versioned": True},
-        "plain": {"type": "json.JSONDataset", "filepath": str(tmp_path / "plain.json")},
-    }  # fmt: skip
-    JobVersionedDataCatalog.from_config(config, save_version=V2).save("card", "newer")
-    monkeypatch.setenv(SAVE_VERSION_ENV, V1)
-    catalog = JobVersionedDataCatalog.from_config(config, save_version="ignored")
-    catalog.save("card", "this job")
-    assert (tmp_path / "card.json" / V1 / "card.json").is_file()
-    assert catalog.load("card") == "this job"  # its own version, not the newest (V2)
-    override = JobVersionedDataCatalog.from_config(config, load_versions={"card": V2})
-    assert override.load("card") == "newer"
 
 
 def test_malformed_job_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,9 @@ def run_project(path: Path, params: dict, pipeline: str | None = None) -> None:
 
 
 @pytest.mark.slow
-def test_default_pipeline_writes_every_output_and_tracks_the_run(project: Path) -> None:
+def test_default_pipeline_writes_every_output_and_tracks_the_run(
+    project: Path, tmp_path: Path
+) -> None:
     run_project(project, SMALL_RUN)
 
     bootstrap_project(project)
@@ -63,12 +65,25 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(project: Path) 
     } <= set(persisted)
     assert [name for name in persisted if not catalog.exists(name)] == []
 
-    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    assert metrics["official_test_samples"] == 300
-    assert metrics["official_test_accuracy"] > 0.5
     card = catalog.load("model_card")
     (version_dir,) = (project / "data/06_models/mnist_cnn.tflite").iterdir()
     assert card["version"] == version_dir.name  # serving pairs model and card by it
+    # Every output is versioned: one folder per output, named by the run's version.
+    files = [p for p in (project / "data").rglob("*") if p.is_file()]
+    outputs = [p for p in files if p.parent.name != "01_raw"]
+    assert len(outputs) == len(persisted)
+    assert {p.parent.name for p in outputs} == {card["version"]}
+    assert {p.name for p in outputs} == {p.parent.parent.name for p in outputs}
+    metrics = json.loads(
+        (
+            project / f"data/08_reporting/metrics.json/{card['version']}/metrics.json"
+        ).read_text()
+    )
+    assert metrics["official_test_samples"] == 300
+    assert metrics["official_test_accuracy"] > 0.5
+    assert (
+        card["metrics"]["official_test_accuracy"] == metrics["official_test_accuracy"]
+    )
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     run = client.get_run(card["mlflow_run_id"])
@@ -77,10 +92,13 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(project: Path) 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "metrics.json",
+        "parity_report.json",
         "confusion_matrix.png",
         "training_curves.png",
         "model",
     } <= artifacts
+    logged = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
+    assert json.loads(Path(logged).read_text()) == metrics
     (model,) = client.search_model_versions("name='mnist-digit-classifier'")
     assert model.run_id == run.info.run_id
     assert model.tags["deployment"] == "candidate"
