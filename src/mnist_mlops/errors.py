@@ -19,3 +19,7 @@ class ParameterError(MnistMlopsError):
 
 class ParityError(MnistMlopsError):
     """The exported LiteRT model does not agree with the Keras model."""
+
+
+class RunInterrupted(MnistMlopsError):
+    """`kedro run` received SIGINT (Ctrl-C) or SIGTERM while a pipeline ran."""

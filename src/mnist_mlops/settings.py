@@ -6,9 +6,10 @@ from mnist_mlops.azure.hooks import AzureRunHooks
 from mnist_mlops.catalog import RunVersionedDataCatalog
 from mnist_mlops.config import env_or_default
 from mnist_mlops.hooks import RunInfoHook
+from mnist_mlops.interrupts import InterruptHook
 from mnist_mlops.tracking import MlflowSetupLock
 
-HOOKS = (RunInfoHook(), AzureRunHooks(), MlflowSetupLock())
+HOOKS = (RunInfoHook(), AzureRunHooks(), InterruptHook(), MlflowSetupLock())
 
 # Kedro's DataCatalog, except that a run loads the versions it saved (never those of
 # a run beside it) and the steps of an Azure ML job share one save version.
