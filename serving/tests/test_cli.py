@@ -45,7 +45,9 @@ def test_parse_args():
 def test_mnist_serve_process_predicts_and_stops_on_sigterm(digit_png, tmp_path):
     port = free_port()
     exe = Path(sys.executable).with_name("mnist-serve")
+    # No drain delay here: tests/test_shutdown.py covers the delay itself.
     env = {**os.environ, "MODEL_URI": MODEL_URI, "LOG_LEVEL": "INFO"}
+    env["SHUTDOWN_DELAY_SECONDS"] = "0"
     log_file = tmp_path / "server.log"
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
