@@ -1,4 +1,4 @@
-"""NpyDataset and BytesDataset: round trips, versioning and all-or-nothing writes."""
+"""Our file datasets: round trips, versioning and all-or-nothing writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kedro.io.core import DatasetError, Version
 
-from mnist_mlops.datasets import BytesDataset, NpyDataset
+from mnist_mlops.datasets import BytesDataset, JsonDataset, NpyDataset
 
 
 def test_npy_round_trip_keeps_dtype_and_shape(tmp_path: Path) -> None:
@@ -49,3 +49,15 @@ def test_versioned_bytes_keep_every_version(tmp_path: Path) -> None:
     old = Version("2026-01-01T00.00.00.000Z", None)
     assert BytesDataset(filepath=path, version=old).load() == b"old"
     assert len(list((tmp_path / "model.tflite").iterdir())) == 2
+
+
+def test_json_round_trip_and_a_failed_save_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "card.json"
+    dataset = JsonDataset(filepath=str(path), save_args={"indent": 2})
+    dataset.save({"name": "mnist", "accuracy": 0.99})
+    assert dataset.load() == {"name": "mnist", "accuracy": 0.99}
+    assert path.read_text().startswith('{\n  "name"')
+    with pytest.raises(DatasetError, match="not JSON serializable"):
+        dataset.save({"model": object()})
+    assert dataset.load() == {"name": "mnist", "accuracy": 0.99}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]

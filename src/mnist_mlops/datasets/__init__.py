@@ -1,8 +1,15 @@
-"""Datasets that kedro-datasets lacks: arrays, raw bytes, the raw and packaged MNIST."""
+"""Datasets that kedro-datasets lacks: atomic writes, the raw and packaged MNIST."""
 
 from .bytes_dataset import BytesDataset
+from .json_dataset import JsonDataset
 from .mnist_csv import MnistCSVDataset
 from .npy_dataset import NpyDataset
 from .packaged_mnist import PackagedMnistCSVDataset
 
-__all__ = ["BytesDataset", "MnistCSVDataset", "NpyDataset", "PackagedMnistCSVDataset"]
+__all__ = [
+    "BytesDataset",
+    "JsonDataset",
+    "MnistCSVDataset",
+    "NpyDataset",
+    "PackagedMnistCSVDataset",
+]
