@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,24 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TRAIN_ROWS = 1700
 SAMPLE_OFFICIAL_ROWS = 300
+
+
+def _end_mlflow_runs() -> None:
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def no_active_mlflow_run() -> Iterator[None]:
+    """No MLflow run leaks into or out of a test.
+
+    kedro-mlflow (`nested: true`) re-opens its run before every node, so an
+    in-process `kedro run` leaves it on MLflow's stack, and the next session
+    would log into that run instead of starting its own.
+    """
+    _end_mlflow_runs()
+    yield
+    _end_mlflow_runs()
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +69,8 @@ def tiny_table() -> pd.DataFrame:
     return table
 
 
-@pytest.fixture
-def project(
-    tmp_path: Path, sample_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """A copy of the project (conf, pyproject, notebooks) whose raw CSV is the sample.
-
-    MLflow tracks into the copy's own SQLite file, so tests never touch the
-    developer's mlflow.db or data/.
-    """
-    path = tmp_path / "project"
+def copy_project(path: Path, raw_table: pd.DataFrame) -> Path:
+    """Copy conf, pyproject and notebooks to `path`, with `raw_table` as the raw CSV."""
     shutil.copytree(
         ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local")
     )
@@ -68,7 +80,20 @@ def project(
     shutil.copytree(ROOT / "notebooks", path / "notebooks")
     raw = path / "data" / "01_raw" / "mnist_full.csv"
     raw.parent.mkdir(parents=True)
-    sample_table.to_csv(raw, index=False)
+    raw_table.to_csv(raw, index=False)
+    return path
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, sample_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A copy of the project (conf, pyproject, notebooks) whose raw CSV is the sample.
+
+    MLflow tracks into the copy's own SQLite file, so tests never touch the
+    developer's mlflow.db or data/.
+    """
+    path = copy_project(tmp_path / "project", sample_table)
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     return path

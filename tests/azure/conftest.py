@@ -6,7 +6,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import yaml
@@ -42,24 +41,6 @@ def upload_raw(azurite: Azurite, table: pd.DataFrame) -> None:
     """Create the catalog's container and put `table` there as the raw CSV."""
     container = azurite.service.create_container(blob_container())
     container.upload_blob(RAW_BLOB, table.to_csv(index=False).encode())
-
-
-def _end_mlflow_runs() -> None:
-    while mlflow.active_run():
-        mlflow.end_run()
-
-
-@pytest.fixture(autouse=True)
-def no_active_mlflow_run() -> Iterator[None]:
-    """No MLflow run leaks into or out of a test.
-
-    kedro-mlflow (`nested: true`) re-opens its run before every node, so an
-    in-process `kedro run` leaves it on MLflow's stack, and the next session
-    would log into that run instead of starting its own.
-    """
-    _end_mlflow_runs()
-    yield
-    _end_mlflow_runs()
 
 
 @pytest.fixture
