@@ -110,5 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ServingMiddleware,
         max_body_bytes=effective.max_body_bytes,
         max_concurrency=effective.max_concurrency,
+        direct=predict.router.routes,
     )
     return app

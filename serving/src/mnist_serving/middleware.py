@@ -1,6 +1,9 @@
 """One pure-ASGI middleware: request id, body-size limit, load shedding, metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) keeps the per-request cost to microseconds.
+Requests for the `direct_routes` it is given (the predict RequestRoutes) go
+straight to their endpoint (api.request_route.run_route), not through the
+router; everything else goes to the app.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mnist_serving.api.request_route import direct_routes, run_route
 from mnist_serving.metrics import IN_FLIGHT, LATENCY, REJECTED, REQUESTS
 
 log = logging.getLogger(__name__)
@@ -94,8 +100,15 @@ class _Exchange:
 class ServingMiddleware:
     """Wraps every HTTP request of the app."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_concurrency: int,
+        direct: Iterable[BaseRoute] = (),
+    ) -> None:
         self.app = app
+        self._direct = direct_routes(direct)
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.in_flight = 0
@@ -154,10 +167,14 @@ class ServingMiddleware:
         if not is_predict:
             await self.app(scope, self._limited(receive), exchange.send)
             return
+        route = self._direct.get((scope["method"], scope["path"]))
         self.in_flight += 1
         IN_FLIGHT.inc()
         try:
-            await self.app(scope, self._limited(receive), exchange.send)
+            if route is None:
+                await self.app(scope, self._limited(receive), exchange.send)
+            else:
+                await run_route(route, scope, self._limited(receive), exchange.send)
         finally:
             self.in_flight -= 1
             IN_FLIGHT.dec()
