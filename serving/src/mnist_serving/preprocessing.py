@@ -23,6 +23,7 @@ from mnist_serving.errors import (
     TooLargeError,
     UnsupportedMediaError,
 )
+from mnist_serving.gray_png import gray_png
 
 CANVAS = 28
 DIGIT_BOX = 20
@@ -84,7 +85,10 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
             image = Image.alpha_composite(white, rgba)
         if image.mode != "L":
             image = image.convert("L")
-        return np.asarray(image).astype(np.float32)
+        # frombuffer(tobytes()), not asarray(image): the array interface goes
+        # through the same tobytes() plus ~4 us of wrapping per image.
+        pixels = np.frombuffer(image.tobytes(), dtype=np.uint8)
+        return pixels.reshape(image.height, image.width).astype(np.float32)
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(
             f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
@@ -95,17 +99,15 @@ def normalize_polarity(gray: np.ndarray) -> np.ndarray:
     """Return white ink on a zero background, stretched so the ink peaks at 255."""
     border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
     background = float(np.partition(border, border.size // 2)[border.size // 2])
-    if background > SCALE / 2:
-        gray = SCALE - gray
-        background = SCALE - background
-    ink = gray - background
+    # Ink is how far a pixel is from the background, towards the ink's side.
+    ink = background - gray if background > SCALE / 2 else gray - background
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         raise InvalidInputError(
             "no ink found: the image is blank or its digit has too little contrast; "
             "draw or send a visible digit"
         )
-    np.clip(ink, 0.0, None, out=ink)
+    np.maximum(ink, 0.0, out=ink)  # np.clip costs ~3 us more on a 28x28 array
     ink *= SCALE / peak
     return ink
 
@@ -147,13 +149,21 @@ def scale_to_box(digit: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
     return rows @ digit @ cols.T
 
 
+@lru_cache(maxsize=64)
+def _positions(size: int) -> np.ndarray:
+    """0..size-1 as float64 (cached: a digit is at most DIGIT_BOX long)."""
+    positions = np.arange(size, dtype=np.float64)
+    positions.setflags(write=False)
+    return positions
+
+
 def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     """Paste into a canvas x canvas field with the centre of mass in the middle."""
     height, width = digit.shape
     rows = digit.sum(axis=1)
     total = float(rows.sum()) or 1.0
-    row_mass = float(rows @ np.arange(height)) / total
-    col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
+    row_mass = float(rows @ _positions(height)) / total
+    col_mass = float(digit.sum(axis=0) @ _positions(width)) / total
     middle = canvas / 2  # MNIST itself has its centre of mass at pixel index ~14
     top = min(max(round(middle - row_mass), 0), canvas - height)
     left = min(max(round(middle - col_mass), 0), canvas - width)
@@ -162,20 +172,38 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return out
 
 
-def image_to_mnist(image: Image.Image) -> np.ndarray:
-    """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
-    ink = normalize_polarity(to_grayscale(image))
+def gray_to_mnist(gray: np.ndarray) -> np.ndarray:
+    """Turn a float32 0-255 gray array into a (28, 28) float32 array in [0, 1]."""
+    ink = normalize_polarity(gray)
     digit = scale_to_box(crop_to_ink(ink))
     field = center_by_mass(digit)
     field *= 1.0 / SCALE
     # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
-    np.clip(field, 0.0, 1.0, out=field)
+    # Never below 0 (non-negative ink and weights), so only the top is cut.
+    np.minimum(field, 1.0, out=field)
     return field
+
+
+def image_to_mnist(image: Image.Image) -> np.ndarray:
+    """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
+    return gray_to_mnist(to_grayscale(image))
+
+
+def small_png_to_mnist(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """The fast path: a plain 8-bit gray PNG of at most `max_pixels`, else None.
+
+    Same result as `preprocess` (the same pixels), without Pillow's PNG plugin.
+    """
+    pixels = gray_png(data, max_pixels)
+    return None if pixels is None else gray_to_mnist(pixels.astype(np.float32))
 
 
 def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
     """PNG or JPEG bytes to a (28, 28) float32 MNIST-like array in [0, 1]."""
-    return image_to_mnist(open_image(data, max_pixels))
+    field = small_png_to_mnist(data, max_pixels)
+    if field is None:
+        field = image_to_mnist(open_image(data, max_pixels))
+    return field
 
 
 def decode_base64_image(text: str, max_chars: int) -> bytes:

@@ -21,7 +21,12 @@ from mnist_serving.multipart import (
     boundary_of,
     file_parts,
 )
-from mnist_serving.preprocessing import decode_base64_image, image_to_mnist, open_image
+from mnist_serving.preprocessing import (
+    decode_base64_image,
+    image_to_mnist,
+    open_image,
+    small_png_to_mnist,
+)
 from mnist_serving.schemas import (
     ERROR_RESPONSES,
     BatchResponse,
@@ -88,8 +93,13 @@ async def read_files(request: Request, field: str, limit: int) -> list[FilePart]
 
 async def to_mnist(data: bytes, request: Request, ctx: PredictContext) -> np.ndarray:
     """Preprocess inline when small (microseconds), in a worker thread when large."""
-    image = open_image(data, ctx.settings.max_image_pixels)
-    if image.width * image.height <= ctx.settings.inline_pixels:
+    settings = ctx.settings
+    inline = min(settings.inline_pixels, settings.max_image_pixels)
+    field = small_png_to_mnist(data, inline)
+    if field is not None:
+        return field
+    image = open_image(data, settings.max_image_pixels)
+    if image.width * image.height <= settings.inline_pixels:
         return image_to_mnist(image)
     limiter = request.app.state.big_image_limiter
     return await anyio.to_thread.run_sync(image_to_mnist, image, limiter=limiter)
