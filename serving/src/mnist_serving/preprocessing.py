@@ -34,6 +34,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 DATA_URL_TYPES = ("image/png", "image/jpeg", "image/jpg")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+NO_INK = (
+    "no ink found: the image is blank or its digit has too little contrast; "
+    "draw or send a visible digit"
+)
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -103,10 +107,7 @@ def normalize_polarity(gray: np.ndarray) -> np.ndarray:
     ink = background - gray if background > SCALE / 2 else gray - background
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
-        raise InvalidInputError(
-            "no ink found: the image is blank or its digit has too little contrast; "
-            "draw or send a visible digit"
-        )
+        raise InvalidInputError(NO_INK)
     np.maximum(ink, 0.0, out=ink)  # np.clip costs ~3 us more on a 28x28 array
     ink *= SCALE / peak
     return ink

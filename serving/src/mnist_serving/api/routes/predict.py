@@ -13,7 +13,9 @@ from starlette.exceptions import HTTPException
 
 from mnist_serving.api.deps import API_KEY, PredictContext, predict_context
 from mnist_serving.api.request_route import RequestRoute, documents_body, json_body
+from mnist_serving.batch_preprocessing import BlankImageError, grays_to_mnist
 from mnist_serving.errors import InvalidInputError, ServingError
+from mnist_serving.gray_png import gray_png
 from mnist_serving.multipart import (
     FilePart,
     MultipartError,
@@ -23,6 +25,7 @@ from mnist_serving.multipart import (
 )
 from mnist_serving.preprocessing import (
     decode_base64_image,
+    gray_to_mnist,
     image_to_mnist,
     open_image,
     small_png_to_mnist,
@@ -91,11 +94,15 @@ async def read_files(request: Request, field: str, limit: int) -> list[FilePart]
     return files
 
 
+def inline_png_pixels(ctx: PredictContext) -> int:
+    """Largest plain gray PNG (in pixels) decoded inline by the fast path."""
+    return min(ctx.settings.inline_pixels, ctx.settings.max_image_pixels)
+
+
 async def to_mnist(data: bytes, request: Request, ctx: PredictContext) -> np.ndarray:
     """Preprocess inline when small (microseconds), in a worker thread when large."""
     settings = ctx.settings
-    inline = min(settings.inline_pixels, settings.max_image_pixels)
-    field = small_png_to_mnist(data, inline)
+    field = small_png_to_mnist(data, inline_png_pixels(ctx))
     if field is not None:
         return field
     image = open_image(data, settings.max_image_pixels)
@@ -103,6 +110,41 @@ async def to_mnist(data: bytes, request: Request, ctx: PredictContext) -> np.nda
         return image_to_mnist(image)
     limiter = request.app.state.big_image_limiter
     return await anyio.to_thread.run_sync(image_to_mnist, image, limiter=limiter)
+
+
+def _image_error(exc: ServingError, index: int, part: FilePart) -> ServingError:
+    """The same error, saying which image of the batch it is about."""
+    return type(exc)(f"image {index} ({part.filename}): {exc.detail}")
+
+
+async def batch_to_mnist(
+    files: list[FilePart], request: Request, ctx: PredictContext
+) -> np.ndarray:
+    """(N, 28, 28) model input; errors name the image's index and filename.
+
+    A batch of small plain gray PNGs of one size (the usual case) is preprocessed
+    vectorised (grays_to_mnist, ~14 us an image instead of ~25); any other
+    batch image by image, as single images are.
+    """
+    limit = inline_png_pixels(ctx)
+    pixels = [gray_png(part.data, limit) for part in files]
+    shapes = {None if image is None else image.shape for image in pixels}
+    if len(shapes) == 1 and None not in shapes:
+        try:
+            return grays_to_mnist(np.stack(pixels).astype(np.float32))
+        except BlankImageError as exc:
+            blank = InvalidInputError(exc.detail)
+            raise _image_error(blank, exc.index, files[exc.index]) from exc
+    images = np.empty((len(files), 28, 28), dtype=np.float32)
+    for index, (part, gray) in enumerate(zip(files, pixels, strict=True)):
+        try:
+            if gray is None:
+                images[index] = await to_mnist(part.data, request, ctx)
+            else:
+                images[index] = gray_to_mnist(gray.astype(np.float32))
+        except ServingError as exc:
+            raise _image_error(exc, index, part) from exc
+    return images
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -182,12 +224,7 @@ async def predict_batch(request: Request) -> Response:
             f"batch has {len(files)} images, above the limit of {limit}; "
             "split it into smaller batches"
         )
-    images = np.empty((len(files), 28, 28), dtype=np.float32)
-    for index, part in enumerate(files):
-        try:
-            images[index] = await to_mnist(part.data, request, ctx)
-        except ServingError as exc:
-            raise type(exc)(f"image {index} ({part.filename}): {exc.detail}") from exc
+    images = await batch_to_mnist(files, request, ctx)
     results = await _predict(images, request, ctx)
     return _json(
         {
