@@ -12,7 +12,7 @@ other fields).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from python_multipart.multipart import parse_options_header
 
@@ -28,9 +28,11 @@ class TooManyFilesError(MultipartError):
     """More file parts than `max_files`; parsing stopped there."""
 
 
-@dataclass(frozen=True)
-class FilePart:
-    """One uploaded file: its form field, its filename and its bytes."""
+class FilePart(NamedTuple):
+    """One uploaded file: its form field, its filename and its bytes.
+
+    A NamedTuple: a batch makes hundreds, and a frozen dataclass costs ~1 us each.
+    """
 
     field: str
     filename: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +48,15 @@ def to_predictions(
     latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
     results = []
     audit = []
-    for index, row in enumerate(probabilities.tolist()):
-        digit = max(range(10), key=row.__getitem__)
+    digits = probabilities.argmax(axis=1).tolist()  # first maximum, as max() does
+    reviews: Counter[Review] = Counter()
+    for index, (row, digit) in enumerate(
+        zip(probabilities.tolist(), digits, strict=True)
+    ):
         confidence = row[digit]
         review = review_for(confidence, settings)
-        DIGIT_COUNTERS[digit].inc()
+        reviews[review] += 1
         CONFIDENCE.observe(confidence)
-        REVIEW_COUNTERS[review].inc()
         audit.append(
             {
                 "event": "prediction",
@@ -75,5 +78,11 @@ def to_predictions(
                 "review": review,
             }
         )
+    # Counted once per request, not per row: a batch has up to 256 rows.
+    for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
+        if count:
+            DIGIT_COUNTERS[digit].inc(count)
+    for review, count in reviews.items():
+        REVIEW_COUNTERS[review].inc(count)
     audit_log.info("prediction", extra={AUDIT_FIELD: audit})
     return results
