@@ -91,12 +91,24 @@ class DigitModel:
         return interpreter
 
     def _check(self) -> None:
-        """Fail now, not on the first request, if the model has the wrong shape."""
+        """Fail now, not on the first request, if the model has the wrong shape.
+
+        Input and output must be float32: a dynamic-range quantised export (int8
+        weights) keeps them so; a fully integer one would need (de)quantising.
+        """
         details = self._single.get_input_details()[0]
         if tuple(details["shape"][1:]) != INPUT_SHAPE or details["dtype"] != np.float32:
             msg = (
                 f"model input is {details['shape']} {details['dtype']}, "
                 "expected [N, 28, 28, 1] float32"
+            )
+            raise ModelLoadError(msg)
+        output = self._single.get_output_details()[0]
+        if output["dtype"] != np.float32:
+            msg = (
+                f"model output is {output['dtype'].__name__}, expected float32 "
+                "probabilities; export without full-integer quantisation "
+                "(training.export.quantization: dynamic_range or none)"
             )
             raise ModelLoadError(msg)
         probs = self.predict(np.zeros((1, 28, 28), dtype=np.float32))
