@@ -144,7 +144,10 @@ def open_store(uri: str, account_name: str | None = None) -> tuple[Store, str]:
         )
         raise ModelLoadError(msg) from exc
     scheme = uri.split("://", 1)[0]
-    options: dict[str, Any] = {}
+    # A fresh filesystem each time: fsspec would hand back the cached instance,
+    # whose cached listings hide versions uploaded since (a reload would keep
+    # serving the old model). Locating happens at start and on reloads only.
+    options: dict[str, Any] = {"skip_instance_cache": True}
     if scheme in ("abfs", "abfss", "az"):
         options["anon"] = False  # use DefaultAzureCredential (workload identity)
         if account_name:
