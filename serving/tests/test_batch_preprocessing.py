@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import jpeg, png
+from mnist_serving.api.routes import predict
 from mnist_serving.batch_preprocessing import BlankImageError, grays_to_mnist
 from mnist_serving.errors import InvalidInputError
 from mnist_serving.preprocessing import gray_to_mnist
@@ -81,3 +82,20 @@ def test_mixed_batch_gives_the_single_image_answers(client, sample):
         assert answer["probabilities"] == pytest.approx(
             single["probabilities"], abs=1e-5
         )
+
+
+def test_large_images_are_not_stacked(client, sample, monkeypatch):
+    """Above MAX_VECTOR_PIXELS each image goes alone: no batch-sized big array."""
+    stacked = []
+    monkeypatch.setattr(
+        predict, "grays_to_mnist", lambda grays: stacked.append(grays.shape)
+    )
+    big = [Image.fromarray(image).resize((200, 200)) for image in sample["images"][:2]]
+    files = [
+        ("files", (f"d{i}.png", png(image), "image/png")) for i, image in enumerate(big)
+    ]
+    response = client.post("/predict-batch", files=files)
+    assert response.status_code == 200, response.text
+    assert stacked == []
+    digits = [answer["digit"] for answer in response.json()["predictions"]]
+    assert digits == sample["labels"][:2].tolist()

@@ -22,6 +22,10 @@ from mnist_serving.preprocessing import (
     scale_to_box,
 )
 
+# Per image, for the vectorised path: a full batch of 256 is then at most 16 MB
+# of float32 (plus the same again while working), not 256 large images at once.
+MAX_VECTOR_PIXELS = 128 * 128
+
 
 class BlankImageError(InvalidInputError):
     """Image `index` of a batch has no ink."""

@@ -13,7 +13,11 @@ from starlette.exceptions import HTTPException
 
 from mnist_serving.api.deps import API_KEY, PredictContext, predict_context
 from mnist_serving.api.request_route import RequestRoute, documents_body, json_body
-from mnist_serving.batch_preprocessing import BlankImageError, grays_to_mnist
+from mnist_serving.batch_preprocessing import (
+    MAX_VECTOR_PIXELS,
+    BlankImageError,
+    grays_to_mnist,
+)
 from mnist_serving.errors import InvalidInputError, ServingError
 from mnist_serving.gray_png import gray_png
 from mnist_serving.multipart import (
@@ -124,9 +128,9 @@ async def batch_to_mnist(
 
     A batch of small plain gray PNGs of one size (the usual case) is preprocessed
     vectorised (grays_to_mnist, ~14 us an image instead of ~25); any other
-    batch image by image, as single images are.
+    batch image by image, as single images are (large ones in a worker thread).
     """
-    limit = inline_png_pixels(ctx)
+    limit = min(inline_png_pixels(ctx), MAX_VECTOR_PIXELS)
     pixels = [gray_png(part.data, limit) for part in files]
     shapes = {None if image is None else image.shape for image in pixels}
     if len(shapes) == 1 and None not in shapes:
