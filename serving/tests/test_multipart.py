@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, seed, settings
+from hypothesis import strategies as st
+from python_multipart.multipart import parse_options_header
 
 from mnist_serving.multipart import (
     MultipartError,
     TooManyFilesError,
     boundary_of,
+    disposition_options,
     file_parts,
 )
 
@@ -96,3 +100,25 @@ def test_too_many_plain_fields_are_refused():
     )
     with pytest.raises(MultipartError, match="more than 5 non-file fields"):
         parse(body, content_type)
+
+
+VALUE_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=12)
+
+
+@seed(20261126)
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    name=VALUE_TEXT,
+    filename=st.none() | VALUE_TEXT,
+    kind=st.sampled_from(["form-data", "Form-Data", "attachment"]),
+    spacing=st.sampled_from(["; ", ";", " ;  ", ";\t"]),
+    tail=st.sampled_from(["", " ", ";", "; x=1"]),
+)
+def test_disposition_options_are_python_multiparts(name, filename, kind, spacing, tail):
+    """The regex shortcut and parse_options_header read every value alike."""
+    text = f'{kind}{spacing}name="{name}"'
+    if filename is not None:
+        text += f'{spacing}filename="{filename}"'
+    value = (text + tail).encode()
+    expected = parse_options_header(value.decode("latin-1"))[1]
+    assert disposition_options(value) == expected
