@@ -14,9 +14,13 @@ from tests.azure.azurite import AZURITE, INSTALL_HINT, Azurite, running_azurite
 from tests.conftest import ROOT
 
 RAW_BLOB = "01_raw/mnist_full.csv"
+# One epoch on a small sample gives a model with many near-ties, on which the
+# default dynamic-range quantisation flips ~0.5% of the answers and the 99.9%
+# parity check rightly fails. These tests check the Azure plumbing, so they
+# export unquantised and keep the parity check at its full strictness.
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
-    "training": {"epochs": 1},
+    "training": {"epochs": 1, "export": {"quantization": "none"}},
 }
 
 

@@ -22,7 +22,10 @@ from tests.azure.steps import KEDRO, Step, load_steps, minimal_env, run_job
 
 JOB_VERSION = "2026-01-02T03.04.05.678Z"  # MNIST_SAVE_VERSION of the compiled job
 KEY_SENTINEL = "bm90LWEtcmVhbC1rZXktYnV0LWl0LW11c3Qtbm90LWxlYWs="
-PARAMS = {**SMALL_RUN, "training": {"epochs": 1, "distributed": {"workers": 2}}}
+PARAMS = {
+    **SMALL_RUN,
+    "training": {**SMALL_RUN["training"], "distributed": {"workers": 2}},
+}
 STEP_ENV_VARS = {
     "KEDRO_AZURE_RUNNER_CONFIG",
     "MNIST_SAVE_VERSION",
