@@ -19,6 +19,10 @@ from mnist_serving.main import create_app
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL_ROOT = FIXTURES / "model"
 MODEL_URI = str(MODEL_ROOT / "mnist_cnn.tflite")
+# The committed fixture export: one Kedro version of the model and its card.
+FIXTURE_VERSION = next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
+MODEL_FILE = MODEL_ROOT / "mnist_cnn.tflite" / FIXTURE_VERSION / "mnist_cnn.tflite"
+CARD_FILE = MODEL_ROOT / "model_card.json" / FIXTURE_VERSION / "model_card.json"
 
 
 def png(image: np.ndarray | Image.Image, mode: str | None = None) -> bytes:

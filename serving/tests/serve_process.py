@@ -18,13 +18,10 @@ from typing import Any
 
 import httpx
 
-from conftest import MODEL_ROOT
+from conftest import CARD_FILE, MODEL_FILE
 
 EXE = Path(sys.executable).with_name("mnist-serve")
 BOUNDARY = "processtestboundary"
-FIXTURE_VERSION = next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
-MODEL_FILE = MODEL_ROOT / "mnist_cnn.tflite" / FIXTURE_VERSION / "mnist_cnn.tflite"
-CARD_FILE = MODEL_ROOT / "model_card.json" / FIXTURE_VERSION / "model_card.json"
 CATALOG = """\
 litert_model:
   type: mnist_mlops.datasets.BytesDataset

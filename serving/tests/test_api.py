@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import MODEL_ROOT, jpeg, png
+from conftest import FIXTURE_VERSION, MODEL_ROOT, jpeg, png
 from mnist_serving.config import Settings
 from mnist_serving.logging_setup import JsonFormatter
 from mnist_serving.service import review_for
@@ -54,9 +54,7 @@ def test_predict_response_fields(client, digit_png):
     body = response.json()
     assert_prediction(body, digit=7)
     assert body["review"] == "auto_approved"
-    assert (
-        body["model_version"] == next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
-    )
+    assert body["model_version"] == FIXTURE_VERSION
     assert response.headers["x-request-id"] == body["request_id"]
 
 

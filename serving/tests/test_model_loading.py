@@ -10,15 +10,12 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from conftest import MODEL_ROOT, running
+from conftest import CARD_FILE, FIXTURE_VERSION, MODEL_FILE, MODEL_ROOT, running
 from mnist_serving.config import Settings
 from mnist_serving.errors import ModelLoadError
 from mnist_serving.location import locate_model, locate_uri
 from mnist_serving.model import load_model
 
-VERSION = next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
-MODEL_FILE = MODEL_ROOT / "mnist_cnn.tflite" / VERSION / "mnist_cnn.tflite"
-CARD_FILE = MODEL_ROOT / "model_card.json" / VERSION / "model_card.json"
 CATALOG = """\
 litert_model:
   type: mnist_mlops.datasets.BytesDataset
@@ -99,7 +96,7 @@ def test_unversioned_catalog_entries(tmp_path):
     shutil.copy(CARD_FILE, tmp_path / "m" / "model_card.json")
     location = locate_model(Settings(project_dir=tmp_path))
     assert location.version is None
-    assert load_model(location).version == VERSION  # from the card
+    assert load_model(location).version == FIXTURE_VERSION  # from the card
 
 
 def test_no_catalog_says_what_to_do(tmp_path):
@@ -127,35 +124,35 @@ def test_no_export_yet_says_run_kedro(project):
     [
         str(MODEL_FILE),  # the file in a version folder
         str(MODEL_ROOT / "mnist_cnn.tflite"),  # the versioned root
-        str(MODEL_ROOT / "mnist_cnn.tflite" / VERSION),  # one version folder
+        str(MODEL_ROOT / "mnist_cnn.tflite" / FIXTURE_VERSION),  # one version folder
         str(MODEL_ROOT),  # the models folder holding both roots
         f"file://{MODEL_FILE}",
     ],
 )
 def test_model_uri_forms(uri):
     location = locate_uri(uri)
-    assert location.version == VERSION
-    assert location.card_path.endswith(f"{VERSION}/model_card.json")
+    assert location.version == FIXTURE_VERSION
+    assert location.card_path.endswith(f"{FIXTURE_VERSION}/model_card.json")
 
 
 def test_model_uri_flat_folder(tmp_path):
     shutil.copy(MODEL_FILE, tmp_path / "mnist_cnn.tflite")
     shutil.copy(CARD_FILE, tmp_path / "model_card.json")
-    assert load_model(locate_uri(str(tmp_path))).version == VERSION
+    assert load_model(locate_uri(str(tmp_path))).version == FIXTURE_VERSION
 
 
 def test_model_uri_through_fsspec_memory():
     fs = fsspec.filesystem("memory")
     fs.pipe(
-        f"/bucket/06_models/mnist_cnn.tflite/{VERSION}/mnist_cnn.tflite",
+        f"/bucket/06_models/mnist_cnn.tflite/{FIXTURE_VERSION}/mnist_cnn.tflite",
         MODEL_FILE.read_bytes(),
     )
     fs.pipe(
-        f"/bucket/06_models/model_card.json/{VERSION}/model_card.json",
+        f"/bucket/06_models/model_card.json/{FIXTURE_VERSION}/model_card.json",
         CARD_FILE.read_bytes(),
     )
     location = locate_uri("memory://bucket/06_models/mnist_cnn.tflite")
-    assert location.version == VERSION
+    assert location.version == FIXTURE_VERSION
     assert location.model_uri.startswith("memory://")
     assert (
         load_model(location).sha256 == json.loads(CARD_FILE.read_text())["model_sha256"]

@@ -31,24 +31,21 @@ def test_drawing_body_errors_are_fastapis(client, content, content_type, loc, ki
     assert (problem["loc"], problem["type"]) == (loc, kind)
 
 
-def test_drawing_json_subtypes_are_json(client):
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        # JSON subtypes are JSON: the body is read, and its bad base64 named.
+        (b'{"image": "%%%"}', "application/vnd.mnist+json", 422, "not valid base64"),
+        (b'{"image": "\xff"}', "application/json", 400, "not UTF-8 JSON"),
+    ],
+    ids=["json-subtype", "not-utf8"],
+)
+def test_drawing_body_errors(client, body, content_type, status, detail):
     response = client.post(
-        "/predict-drawing",
-        content=b'{"image": "%%%"}',
-        headers={"content-type": "application/vnd.mnist+json"},
+        "/predict-drawing", content=body, headers={"content-type": content_type}
     )
-    assert response.status_code == 422
-    assert "not valid base64" in response.json()["detail"]
-
-
-def test_drawing_body_that_is_not_utf8_is_400(client):
-    response = client.post(
-        "/predict-drawing",
-        content=b'{"image": "\xff"}',
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code == 400
-    assert "not UTF-8 JSON" in response.json()["detail"]
+    assert response.status_code == status
+    assert detail in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from conftest import make_settings
+from conftest import FIXTURE_VERSION, make_settings
 from mnist_serving.config import Settings
 from serve_process import (
-    FIXTURE_VERSION,
     export_version,
     kedro_project,
     remove_version,
