@@ -317,7 +317,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-every", type=float, default=5.0, help="RSS sampling s")
     parser.add_argument("--batch", type=int, default=32, help="images per batch")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request s")
-    parser.add_argument("--rate-limit", type=int, default=0, help="per minute, 0=off")
+    parser.add_argument(
+        "--rate-limit", default="", help="RATE_LIMIT_ANONYMOUS, e.g. 600/minute; empty=off"
+    )
     parser.add_argument("--model-uri", default=str(DEFAULT_MODEL))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = Requests([png_bytes(image) for image in sample["images"]], args.batch)
     env = {
         "MAX_CONCURRENCY": str(args.max_concurrency),
-        "RATE_LIMIT_PER_MINUTE": str(args.rate_limit),
+        "RATE_LIMIT_ANONYMOUS": args.rate_limit,
         "LOG_LEVEL": "WARNING",  # the audit lines of 100k+ requests are not the point
     }
     figures: dict = {

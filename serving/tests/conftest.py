@@ -13,10 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mnist_serving.config import Settings
+from mnist_serving.core.config import Settings
 from mnist_serving.main import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# API keys of the tests: at least 16 characters, as the settings require.
+KEY_A, KEY_B, KEY_C = (
+    "alpha-key-0123456789",
+    "beta-key-0123456789",
+    "gamma-key-012345678",
+)
 MODEL_ROOT = FIXTURES / "model"
 MODEL_URI = str(MODEL_ROOT / "mnist_cnn.tflite")
 # The committed fixture export: one Kedro version of the model and its card.
@@ -58,7 +64,7 @@ def digit_png(sample: dict[str, np.ndarray]) -> bytes:
 
 def make_settings(**overrides: Any) -> Settings:
     """Test settings: the fixture model, no rate limit unless asked."""
-    values: dict[str, Any] = {"model_uri": MODEL_URI, "rate_limit_per_minute": 0}
+    values: dict[str, Any] = {"model_uri": MODEL_URI, "rate_limit": ""}
     values.update(overrides)
     return Settings(**values)
 

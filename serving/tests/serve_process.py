@@ -144,7 +144,7 @@ def start_server(
     """Start `mnist-serve` on loopback with `env` added; does not wait."""
     port = port or free_port()
     log_path = workdir / f"{name}.log"
-    base = {"RATE_LIMIT_PER_MINUTE": "0", "LOG_LEVEL": "INFO"}
+    base = {"RATE_LIMIT": "", "LOG_LEVEL": "INFO"}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [

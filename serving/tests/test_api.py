@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURE_VERSION, MODEL_ROOT, jpeg, png
-from mnist_serving.config import Settings
-from mnist_serving.logging_setup import JsonFormatter
-from mnist_serving.service import review_for
+from conftest import FIXTURE_VERSION, KEY_A, KEY_B, KEY_C, MODEL_ROOT, jpeg, png
+from mnist_serving.core.config import Settings
+from mnist_serving.core.log_config import JsonFormatter
+from mnist_serving.model.predictions import review_for
 
 
 def files_for(data: bytes, name: str = "digit.png", kind: str = "image/png"):
@@ -359,13 +359,13 @@ def test_pixel_bomb_is_413(client_with):
 
 
 def test_api_key_required_when_configured(client_with, digit_png):
-    with client_with(api_keys="alpha,beta") as client:
+    with client_with(api_keys=f"{KEY_A},{KEY_B}") as client:
         missing = client.post("/predict", files=files_for(digit_png))
         wrong = client.post(
-            "/predict", files=files_for(digit_png), headers={"X-API-Key": "gamma"}
+            "/predict", files=files_for(digit_png), headers={"X-API-Key": KEY_C}
         )
         right = client.post(
-            "/predict", files=files_for(digit_png), headers={"X-API-Key": "beta"}
+            "/predict", files=files_for(digit_png), headers={"X-API-Key": KEY_B}
         )
         health = client.get("/health/ready")
     assert missing.status_code == 401
@@ -378,10 +378,10 @@ def test_api_key_required_when_configured(client_with, digit_png):
 
 def test_api_keys_from_a_mounted_secret_file(client_with, digit_png, tmp_path):
     secret = tmp_path / "api_keys"
-    secret.write_text("first\nsecond\n")
+    secret.write_text(f"{KEY_A}\n{KEY_B}\n")
     with client_with(api_keys_file=secret) as client:
         ok = client.post(
-            "/predict", files=files_for(digit_png), headers={"X-API-Key": "second"}
+            "/predict", files=files_for(digit_png), headers={"X-API-Key": KEY_B}
         )
         refused = client.post("/predict", files=files_for(digit_png))
     assert (ok.status_code, refused.status_code) == (200, 401)
@@ -400,19 +400,17 @@ def test_missing_api_keys_file_fails_at_start(tmp_path):
 
 
 def test_rate_limit_is_429_with_retry_after(client_with, digit_png):
-    with client_with(
-        rate_limit_per_minute=60, rate_limit_burst=2, api_keys="k1,k2"
-    ) as c:
+    with client_with(rate_limit="2/minute", api_keys=f"{KEY_A},{KEY_B}") as c:
         statuses = [
-            c.post("/predict", files=files_for(digit_png), headers={"X-API-Key": "k1"})
+            c.post("/predict", files=files_for(digit_png), headers={"X-API-Key": KEY_A})
             for _ in range(3)
         ]
         other_key = c.post(
-            "/predict", files=files_for(digit_png), headers={"X-API-Key": "k2"}
+            "/predict", files=files_for(digit_png), headers={"X-API-Key": KEY_B}
         )
     assert [s.status_code for s in statuses] == [200, 200, 429]
-    assert statuses[2].headers["retry-after"] == "1"
-    assert "rate limit of 60 requests a minute" in statuses[2].json()["detail"]
+    assert 1 <= int(statuses[2].headers["retry-after"]) <= 60
+    assert "the rate limit is 2 per 1 minute" in statuses[2].json()["detail"]
     assert other_key.status_code == 200
 
 
@@ -435,3 +433,37 @@ def test_internal_error_is_500_without_stack_trace(client, digit_png, monkeypatc
     detail = response.json()["detail"]
     assert detail.startswith("internal error; quote request id ")
     assert "Traceback" not in response.text and "deadbeef" not in response.text
+
+
+def test_batch_names_a_blank_image(client, sample):
+    images = [png(image) for image in sample["images"][:4]]
+    images[3] = png(np.zeros((28, 28), np.uint8))
+    files = [
+        ("files", (f"d{i}.png", data, "image/png")) for i, data in enumerate(images)
+    ]
+    response = client.post("/predict-batch", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("image 3 (d3.png): no ink found")
+
+
+def test_mixed_batch_gives_the_single_image_answers(client, sample):
+    """PNG, JPEG, RGB and other sizes in one batch: each answer is the single one."""
+    images = sample["images"][:4]
+    big = Image.fromarray(images[3]).resize((200, 200))
+    datas = [png(images[0]), jpeg(images[1]), png(images[2], mode="RGB"), png(big)]
+    files = [("files", (f"d{i}", data, "image/*")) for i, data in enumerate(datas)]
+    batch = client.post("/predict-batch", files=files).json()["predictions"]
+    for data, answer in zip(datas, batch, strict=True):
+        single = client.post("/predict", files={"file": ("d", data, "image/*")}).json()
+        assert answer["digit"] == single["digit"]
+        assert answer["probabilities"] == pytest.approx(
+            single["probabilities"], abs=1e-5
+        )
+
+
+def test_metrics_label_is_the_route(client, digit_png):
+    client.post("/predict", files=files_for(digit_png))
+    text = client.get("/metrics").text
+    assert (
+        'mnist_http_requests_total{method="POST",route="/predict",status="200"}' in text
+    )

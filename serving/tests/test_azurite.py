@@ -23,7 +23,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from conftest import MODEL_ROOT, running
-from mnist_serving.location import locate_uri
+from mnist_serving.model.location import locate_uri
 
 AZURITE = Path(__file__).resolve().parents[2] / ".ci/node_modules/.bin/azurite-blob"
 ACCOUNT = "devstoreaccount1"

@@ -14,7 +14,7 @@ FORBIDDEN = ("tensorflow", "keras", "kedro", "tf_keras", "torch")
 PROBE = f"""
 import json, sys
 from fastapi.testclient import TestClient
-from mnist_serving.config import Settings
+from mnist_serving.core.config import Settings
 from mnist_serving.main import create_app
 import mnist_serving.cli
 app = create_app(Settings(model_uri={MODEL_URI!r}))

@@ -1,4 +1,4 @@
-"""The ASGI middleware's load shedding and the rate limiter's token bucket."""
+"""The ASGI middleware's load shedding."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from mnist_serving.errors import RateLimitedError
-from mnist_serving.middleware import ServingMiddleware
-from mnist_serving.security import RateLimiter, check_api_key, client_id_for_key
+from mnist_serving.core.middleware import ServingMiddleware
 
 
 def blocking_app(release: asyncio.Event):
@@ -30,9 +28,7 @@ def blocking_app(release: asyncio.Event):
 @pytest.mark.anyio
 async def test_requests_past_the_concurrency_limit_get_503_then_recover():
     release = asyncio.Event()
-    app = ServingMiddleware(
-        blocking_app(release), max_body_bytes=1024, max_concurrency=2
-    )
+    app = ServingMiddleware(blocking_app(release), max_concurrency=2)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         held = [asyncio.create_task(client.post("/predict")) for _ in range(2)]
@@ -57,26 +53,3 @@ async def test_requests_past_the_concurrency_limit_get_503_then_recover():
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-def test_token_bucket_refills_over_time():
-    limiter = RateLimiter(per_minute=60, burst=2)
-    limiter.check("a", now=0.0)
-    limiter.check("a", now=0.0)
-    with pytest.raises(RateLimitedError) as info:
-        limiter.check("a", now=0.5)
-    assert info.value.headers == {"Retry-After": "1"}
-    limiter.check("a", now=1.6)  # one token back after a second
-    limiter.check("b", now=1.6)  # other clients have their own bucket
-
-
-def test_rate_limit_zero_is_off():
-    limiter = RateLimiter(per_minute=0, burst=1)
-    for _ in range(1000):
-        limiter.check("a")
-
-
-def test_key_ids_do_not_reveal_keys():
-    assert check_api_key("s3cret", ["other", "s3cret"]) == client_id_for_key("s3cret")
-    assert "s3cret" not in client_id_for_key("s3cret")
-    assert check_api_key(None, []) is None

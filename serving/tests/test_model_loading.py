@@ -11,10 +11,10 @@ import fsspec
 import pytest
 
 from conftest import CARD_FILE, FIXTURE_VERSION, MODEL_FILE, MODEL_ROOT, running
-from mnist_serving.config import Settings
-from mnist_serving.errors import ModelLoadError
-from mnist_serving.location import locate_model, locate_uri
-from mnist_serving.model import load_model
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ModelLoadError
+from mnist_serving.model.location import locate_model, locate_uri
+from mnist_serving.model.runtime import load_model
 
 CATALOG = """\
 litert_model:

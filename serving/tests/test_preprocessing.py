@@ -10,18 +10,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import jpeg, png
-from mnist_serving.errors import (
+from mnist_serving.core.errors import (
     BadImageError,
     InvalidInputError,
     TooLargeError,
     UnsupportedMediaError,
 )
-from mnist_serving.preprocessing import (
-    CANVAS,
-    DIGIT_BOX,
-    decode_base64_image,
-    preprocess,
-)
+from mnist_serving.imaging.decode import decode_base64_image
+from mnist_serving.imaging.preprocess import CANVAS, DIGIT_BOX, preprocess
 
 LIMIT = 50_000_000
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from conftest import FIXTURES, MODEL_ROOT, MODEL_URI, running
-from mnist_serving.location import locate_uri
-from mnist_serving.model import load_model
+from mnist_serving.model.location import locate_uri
+from mnist_serving.model.runtime import load_model
 
 INT8_OUTPUT = FIXTURES / "int8_output.tflite"
 

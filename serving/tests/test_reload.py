@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import FIXTURE_VERSION, make_settings
-from mnist_serving.config import Settings
+from mnist_serving.core.config import Settings
 from serve_process import (
     export_version,
     kedro_project,
@@ -92,7 +92,7 @@ def test_admin_token_must_be_long_and_not_an_api_key():
     with pytest.raises(ValidationError, match="fewer than 16"):
         Settings(admin_token="short")  # noqa: S106
     with pytest.raises(ValidationError, match="equals one of the API keys"):
-        Settings(admin_token=TOKEN, api_keys=f"other-key,{TOKEN}")
+        Settings(admin_token=TOKEN, api_keys=f"other-key-0123456789,{TOKEN}")
 
 
 def test_admin_token_is_not_shown_in_settings_repr():

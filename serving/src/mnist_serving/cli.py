@@ -11,10 +11,10 @@ from types import FrameType
 
 import uvicorn
 
-from mnist_serving.config import get_settings
-from mnist_serving.logging_setup import logging_config
+from mnist_serving.core.config import get_settings
+from mnist_serving.core.log_config import logging_config
 from mnist_serving.main import create_app
-from mnist_serving.state import ModelHolder
+from mnist_serving.model.holder import ModelHolder
 
 log = logging.getLogger(__name__)
 STARTUP_FAILURE = 3  # uvicorn's exit status when the app cannot start
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         timeout_graceful_shutdown=args.graceful_timeout,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = DrainingServer(
         server_config, app.state.holder, settings.shutdown_delay_seconds

@@ -15,19 +15,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from mnist_serving import __version__
 from mnist_serving.api import openapi
 from mnist_serving.api.routes import admin, health, info, page, predict
-from mnist_serving.config import Settings, get_settings
-from mnist_serving.errors import ServingError
-from mnist_serving.middleware import ServingMiddleware
-from mnist_serving.reload import ModelReloader
-from mnist_serving.security import RateLimiter
-from mnist_serving.state import ModelHolder
+from mnist_serving.core.config import Settings, get_settings
+from mnist_serving.core.errors import ServingError
+from mnist_serving.core.middleware import ServingMiddleware
+from mnist_serving.core.security import RateLimiter
+from mnist_serving.model.holder import ModelHolder
+from mnist_serving.model.reload import ModelReloader
 
 log = logging.getLogger(__name__)
 BIG_IMAGE_THREADS = 2
+MAX_FORM_FIELDS = 16  # plain (non-file) multipart fields; the API defines none
+MAX_ERRORS = 20  # validation problems listed in a 422; the rest are counted
 
 
 @asynccontextmanager
@@ -38,9 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     settings: Settings = app.state.settings
     app.state.started = time.monotonic()
-    app.state.rate_limiter = RateLimiter(
-        settings.rate_limit_per_minute, settings.rate_limit_burst
-    )
+    app.state.rate_limiter = RateLimiter(settings)
     app.state.big_image_limiter = anyio.CapacityLimiter(BIG_IMAGE_THREADS)
     app.state.batch_limiter = anyio.CapacityLimiter(1)  # one batch interpreter
     holder: ModelHolder = app.state.holder
@@ -69,47 +71,93 @@ async def serving_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's HTTP errors as {"detail": ...}, the framework's terse ones reworded.
+
+    The body limit (413) and the multipart file limit (400) of the framework
+    say neither the limit nor the fix.
+    """
+    assert isinstance(exc, HTTPException)  # noqa: S101
+    status, detail = exc.status_code, exc.detail
+    settings: Settings = request.app.state.settings
+    if status == 413:  # noqa: PLR2004
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY, settings.max_body_bytes)
+        detail = (
+            f"request body is above the limit of {limit} bytes for {request.url.path}; "
+            "send a smaller image or fewer images"
+        )
+    elif status == 400 and detail == "There was an error parsing the body":  # noqa: PLR2004
+        detail = (
+            "request body cannot be parsed as its Content-Type says; send UTF-8 JSON "
+            "for JSON endpoints, a well-formed multipart/form-data body for uploads"
+        )
+    elif status == 400 and str(detail).startswith("Too many files"):  # noqa: PLR2004
+        status = 422
+        limit = settings.max_batch_images
+        detail = (
+            f"batch has more than {limit} images, above the limit of {limit}; "
+            "split it into smaller batches"
+        )
+    return JSONResponse({"detail": detail}, status_code=status, headers=exc.headers)
+
+
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """422 listing each problem, without echoing the (possibly huge) input."""
+    """422 listing the first problems and how many more, never echoing the input.
+
+    A body with thousands of bad keys must not get a response thousands of
+    times larger.
+    """
     assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = exc.errors()
     problems: list[dict[str, Any]] = [
         {
             "loc": list(err.get("loc", ())),
             "msg": err.get("msg"),
             "type": err.get("type"),
         }
-        for err in exc.errors()
+        for err in errors[:MAX_ERRORS]
     ]
+    if len(errors) > MAX_ERRORS:
+        problems.append(
+            {
+                "loc": ["body"],
+                "msg": f"{len(errors) - MAX_ERRORS} more problems not listed",
+                "type": "too_many_errors",
+            }
+        )
     return JSONResponse({"detail": problems}, status_code=422)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` (tests) win over the environment's get_settings()."""
+    effective = settings or get_settings()
     app = FastAPI(
         title="MNIST digit classifier",
         version=__version__,
         description="Classifies handwritten digits with the exported LiteRT model.",
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
+        redirect_slashes=False,  # its redirect would echo the Host header
     )
     openapi.install(app)
-    # Settings live on app.state, read by an async dependency. Not through
-    # dependency_overrides: any override makes FastAPI rebuild every dependant
-    # on every request (~0.5 ms).
-    effective = settings or get_settings()
     app.state.settings = effective
     app.state.holder = ModelHolder()
     app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    routers = (page.router, predict.router, health.router, info.router, admin.router)
-    for router in routers:
+    app.include_router(page.router)
+    app.include_router(
+        predict.router,
+        max_body_size=effective.max_body_bytes,
+        form_limits={
+            "max_files": effective.max_batch_images + 1,
+            "max_fields": MAX_FORM_FIELDS,
+        },
+    )
+    app.include_router(predict.json_router, max_body_size=effective.max_json_bytes)
+    for router in (health.router, info.router, admin.router):
         app.include_router(router)
     static = files("mnist_serving") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    app.add_middleware(
-        ServingMiddleware,
-        max_body_bytes=effective.max_body_bytes,
-        max_concurrency=effective.max_concurrency,
-        direct=predict.router.routes,
-    )
+    app.add_middleware(ServingMiddleware, max_concurrency=effective.max_concurrency)
     return app

@@ -1,1 +1,1 @@
-"""The HTTP layer: dependencies and routes."""
+"""The HTTP layer: dependencies, schemas, the OpenAPI document and the routes."""

@@ -1,9 +1,8 @@
-"""FastAPI dependencies as Annotated aliases, and the predict endpoints' caller check.
+"""FastAPI dependencies as Annotated aliases: settings, the model and the caller.
 
-All are `async def`: a plain `def` dependency costs a thread-pool hop per request.
-Settings live on `app.state.settings` (set once by create_app from get_settings).
-The predict endpoints are RequestRoutes (see api/request_route.py): they declare
-`API_KEY` for OpenAPI and call `predict_context` themselves.
+Every predict route depends on `charge_request` (through its router), so the
+API key and the rate limit are checked by the framework for any route added
+there, and the OpenAPI document shows the key wherever it is enforced.
 """
 
 from __future__ import annotations
@@ -14,16 +13,25 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from mnist_serving.config import Settings
-from mnist_serving.model import DigitModel
-from mnist_serving.security import check_api_key
-from mnist_serving.state import ModelHolder
+from mnist_serving.core.config import Settings
+from mnist_serving.core.security import Caller, RateLimiter, match_api_key, unauthorized
+from mnist_serving.model.holder import ModelHolder
+from mnist_serving.model.runtime import DigitModel
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="Required on predict endpoints when the server has API_KEYS set.",
+    description="Required when the server has API keys set (API_KEYS).",
 )
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (read once by create_app)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_holder(request: Request) -> ModelHolder:
@@ -36,48 +44,84 @@ HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 
 
 async def get_model(holder: HolderDep) -> DigitModel:
-    """The loaded model, or 503 with the reason."""
+    """The served model, or 503 with the reason. A request keeps the one it got."""
     return holder.require()
 
 
 ModelDep = Annotated[DigitModel, Depends(get_model)]
 
 
-API_KEY = Security(api_key_header)
+async def get_limiter(request: Request) -> RateLimiter:
+    """The app's rate limiter."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+
+
+async def get_caller(
+    request: Request,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    api_key: Annotated[str | None, Security(api_key_header)],
+) -> Caller:
+    """The caller's key id when keys are set (401 otherwise), else its address.
+
+    Wrong keys count against the address's limit of failed checks (429 above it).
+    """
+    source = request.client.host if request.client else "unknown"
+    if not settings.api_keys:
+        return Caller(source, authenticated=False)
+    await limiter.check_auth_failures(source)
+    key_id = match_api_key(api_key, settings.api_keys)
+    if key_id is None:
+        if api_key:
+            await limiter.auth_failed(source)
+        raise unauthorized(api_key)
+    return Caller(key_id, authenticated=True)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def charge_request(caller: CallerDep, limiter: LimiterDep) -> Caller:
+    """One hit of the caller's rate limit for the request (batches add the rest)."""
+    await limiter.charge(caller)
+    return caller
+
+
+async def get_request_id(request: Request) -> str:
+    """The request id the middleware chose (the caller's X-Request-ID or a new one)."""
+    request_id: str = request.state.request_id
+    return request_id
+
+
+RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
 @dataclass(frozen=True)
 class PredictContext:
-    """Everything a predict endpoint needs about the caller, the model and settings."""
+    """What a predict endpoint works with: the request, caller, model and settings."""
 
-    settings: Settings
+    request: Request
+    caller: Caller
     model: DigitModel
-    client_id: str
+    settings: Settings
+    limiter: RateLimiter
     request_id: str
-    started: float
-    endpoint: str
 
 
-def predict_context(request: Request) -> PredictContext:
-    """Check the X-API-Key and the rate limit, then hand over the model and settings.
+async def get_predict_context(  # noqa: PLR0913, PLR0917 - FastAPI dependencies
+    request: Request,
+    caller: Annotated[Caller, Depends(charge_request)],
+    model: ModelDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    request_id: RequestIdDep,
+) -> PredictContext:
+    """The caller checked and charged, and the model current at the request's start."""
+    return PredictContext(request, caller, model, settings, limiter, request_id)
 
-    A plain call, not a FastAPI dependency: resolving dependencies costs tens of
-    microseconds a request, and the predict endpoints serve thousands a second.
-    """
-    state = request.app.state
-    settings: Settings = state.settings
-    client_id = check_api_key(request.headers.get("x-api-key"), settings.api_keys)
-    if client_id is None:
-        client_id = request.client.host if request.client else "unknown"
-    state.rate_limiter.check(client_id)
-    holder: ModelHolder = state.holder
-    scope = request.scope
-    scope_state = scope["state"]
-    return PredictContext(
-        settings=settings,
-        model=holder.require(),
-        client_id=client_id,
-        request_id=scope_state["request_id"],
-        started=scope_state["started"],
-        endpoint=scope["path"],
-    )
+
+PredictDep = Annotated[PredictContext, Depends(get_predict_context)]

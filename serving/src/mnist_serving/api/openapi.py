@@ -1,11 +1,13 @@
-"""The OpenAPI document: readable operation ids, X-Request-ID, and links.
+"""The OpenAPI document: readable operation ids, X-Request-ID, links, `file`.
 
-FastAPI builds the document from the routes; two things it cannot see are added
-here. The X-Request-ID header is handled by the middleware (it is echoed on
-every response and written to the audit log), so no route declares it. And the
+FastAPI builds the document from the routes; three things it cannot see are
+added here. The X-Request-ID header is handled by the middleware (it is echoed
+on every response and written to the audit log), so no route declares it. The
 links say that a prediction's `request_id` can be sent on as the next call's
 X-Request-ID, which is how a client correlates a retry or a follow-up; client
-generators and schemathesis's stateful tests follow them.
+generators and schemathesis's stateful tests follow them. And multipart
+/predict requires its `file`, which FastAPI sees as optional because the same
+route also takes the raw image as the body.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from mnist_serving.middleware import REQUEST_ID_PATTERN
+from mnist_serving.core.middleware import REQUEST_ID_PATTERN
 
 REQUEST_ID_HEADER: dict[str, Any] = {
     "name": "X-Request-ID",
@@ -46,14 +48,31 @@ def _links() -> dict[str, Any]:
     }
 
 
+def _require_file(doc: dict[str, Any]) -> None:
+    """Multipart /predict requires `file`: the route enforces it for that type.
+
+    FastAPI sees an optional parameter, as the raw-image body has no `file`.
+    """
+    body = doc.get("components", {}).get("schemas", {}).get("Body_predict")
+    if body is not None:
+        file = body["properties"]["file"]
+        body["properties"]["file"] = {
+            "type": "string",
+            "format": "binary",
+            "description": file.get("description", ""),
+        }
+        body["required"] = ["file"]
+
+
 def _document(app: FastAPI) -> dict[str, Any]:
-    """Build FastAPI's document and add the header and the links."""
+    """Build FastAPI's document and add the header, the links and `file`."""
     doc = get_openapi(
         title=app.title,
         version=app.version,
         description=app.description,
         routes=app.routes,
     )
+    _require_file(doc)
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             operation.setdefault("parameters", []).append(dict(REQUEST_ID_HEADER))

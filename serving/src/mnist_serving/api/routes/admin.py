@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mnist_serving.config import Settings
-from mnist_serving.errors import AdminDisabledError, UnauthorizedError
-from mnist_serving.reload import ModelReloader
-from mnist_serving.schemas import ErrorBody, ReloadResponse
+from mnist_serving.api.schemas import ErrorBody, ReloadResponse
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import AdminDisabledError, UnauthorizedError
+from mnist_serving.model.reload import ModelReloader
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from mnist_serving import __version__
 from mnist_serving.api.deps import HolderDep
-from mnist_serving.schemas import (
+from mnist_serving.api.schemas import (
     ErrorBody,
     HealthResponse,
     LiveResponse,

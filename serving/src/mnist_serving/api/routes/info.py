@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mnist_serving.api.deps import HolderDep
-from mnist_serving.schemas import ErrorBody
+from mnist_serving.api.schemas import ErrorBody
 
 router = APIRouter(tags=["model"])
 

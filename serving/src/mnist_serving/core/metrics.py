@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests, latencies, predicted digits and confidence."""
+"""Every Prometheus metric of the service, in one place."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ REVIEWS = Counter(
     "mnist_prediction_review_total", "Predictions by review outcome.", ["review"]
 )
 MODEL_READY = Gauge("mnist_model_ready", "1 when a verified model is loaded.")
+RELOADS = Counter(
+    "mnist_model_reloads_total",
+    "Model reload attempts by trigger and outcome.",
+    ["trigger", "outcome"],
+)
 REJECTED = Counter(
     "mnist_rejected_requests_total",
     "Requests refused before the endpoint ran, by reason.",

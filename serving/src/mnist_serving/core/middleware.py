@@ -1,9 +1,8 @@
-"""One pure-ASGI middleware: request id, body-size limit, load shedding, metrics.
+"""One pure-ASGI middleware: request id, security headers, load shedding, metrics.
 
-Pure ASGI (not BaseHTTPMiddleware) keeps the per-request cost to microseconds.
-Requests for the `direct_routes` it is given (the predict RequestRoutes) go
-straight to their endpoint (api.request_route.run_route), not through the
-router; everything else goes to the app.
+Pure ASGI (not BaseHTTPMiddleware): it wraps `send` only, so streaming works
+and every request goes on to the app's router. Body-size limits are the
+framework's own (FastAPI's `max_body_size`).
 """
 
 from __future__ import annotations
@@ -13,36 +12,22 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mnist_serving.api.request_route import direct_routes, run_route
-from mnist_serving.metrics import IN_FLIGHT, LATENCY, REJECTED, REQUESTS
+from mnist_serving.core.metrics import IN_FLIGHT, LATENCY, REJECTED, REQUESTS
 
 log = logging.getLogger(__name__)
 PREDICT_PREFIX = "/predict"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+PLAIN_TEXT = b"text/plain; charset=utf-8"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-class BodyTooLargeError(HTTPException):
-    """Raised from `receive` once the body passes the limit (an HTTP 413)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            f"request body is above the limit of {limit} bytes; "
-            "send a smaller image or fewer images",
-            headers={"Connection": "close"},
-        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -60,18 +45,14 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def content_length_of(scope: Scope) -> int | None:
-    """The declared body length, if any."""
-    value = _header(scope, b"content-length")
-    return int(value) if value and value.isdigit() else None
-
-
 class _Exchange:
     """The `send` side of one request: adds headers and remembers the status."""
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, scope: Scope, request_id: str) -> None:
         self._send = send
+        self._scope = scope
         self._extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+        self._body: bytes | None = None  # replaces the framework's plain-text 413
         self.status = 500
         self.started = False
 
@@ -79,8 +60,32 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self.started = True
-            message["headers"] = [*message.get("headers", []), *self._extra]
+            headers = message.get("headers", [])
+            if self.status == 413 and (b"content-type", PLAIN_TEXT) in headers:
+                headers = self._body_too_large()
+            message["headers"] = [*headers, *self._extra]
+        elif message["type"] == "http.response.body" and self._body is not None:
+            message = {"type": "http.response.body", "body": self._body}
         await self._send(message)
+
+    def _body_too_large(self) -> list[tuple[bytes, bytes]]:
+        """JSON naming the limit instead of Starlette's bare "Content Too Large".
+
+        The framework's body limit answers a declared Content-Length above it
+        itself, in plain text, whatever the app's error handlers say.
+        """
+        REJECTED.labels("body_too_large").inc()
+        limit = self._scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        detail = (
+            f"request body is above the limit of {limit} bytes for "
+            f"{self._scope['path']}; send a smaller image or fewer images"
+        )
+        self._body = json.dumps({"detail": detail}).encode()
+        return [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self._body)).encode()),
+            (b"connection", b"close"),
+        ]
 
     async def reply(
         self, code: int, detail: str, reason: str, headers: dict[str, str] | None = None
@@ -103,13 +108,9 @@ class ServingMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        max_body_bytes: int,
         max_concurrency: int,
-        direct: Iterable[BaseRoute] = (),
     ) -> None:
         self.app = app
-        self._direct = direct_routes(direct)
-        self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.in_flight = 0
         # Route templates only ("unmatched" for 404s), so these stay small.
@@ -124,7 +125,7 @@ class ServingMiddleware:
         started = time.perf_counter()
         request_id = request_id_of(scope)
         scope.setdefault("state", {}).update(request_id=request_id, started=started)
-        exchange = _Exchange(send, request_id)
+        exchange = _Exchange(send, scope, request_id)
         try:
             await self._handle(scope, receive, exchange)
         except Exception:
@@ -156,42 +157,13 @@ class ServingMiddleware:
             detail = "server is at its concurrency limit; retry shortly"
             await exchange.reply(503, detail, "overloaded", {"Retry-After": "1"})
             return
-        length = content_length_of(scope)
-        if length is not None and length > self.max_body_bytes:
-            detail = (
-                f"request body is {length} bytes, above the limit of "
-                f"{self.max_body_bytes} bytes; send a smaller image or fewer images"
-            )
-            await exchange.reply(413, detail, "body_too_large", {"Connection": "close"})
-            return
         if not is_predict:
-            await self.app(scope, self._limited(receive), exchange.send)
+            await self.app(scope, receive, exchange.send)
             return
-        route = self._direct.get((scope["method"], scope["path"]))
         self.in_flight += 1
         IN_FLIGHT.inc()
         try:
-            if route is None:
-                await self.app(scope, self._limited(receive), exchange.send)
-            else:
-                await run_route(route, scope, self._limited(receive), exchange.send)
+            await self.app(scope, receive, exchange.send)
         finally:
             self.in_flight -= 1
             IN_FLIGHT.dec()
-
-    def _limited(self, receive: Receive) -> Receive:
-        """`receive` that raises 413 once more than max_body_bytes have arrived."""
-        seen = 0
-        limit = self.max_body_bytes
-
-        async def wrapped() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    REJECTED.labels("body_too_large").inc()
-                    raise BodyTooLargeError(limit)
-            return message
-
-        return wrapped

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from mnist_serving.errors import ModelLoadError
+from mnist_serving.core.errors import ModelLoadError
 
 MODEL_ENTRY = "litert_model"
 CARD_ENTRY = "model_card"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Review = Literal["auto_approved", "secondary_verification", "manual_review"]
+from mnist_serving.model.predictions import Review
 
 
 class DrawingRequest(BaseModel):

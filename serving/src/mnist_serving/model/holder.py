@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mnist_serving.config import Settings
-from mnist_serving.errors import ModelLoadError, ModelUnavailableError
-from mnist_serving.location import locate_model
-from mnist_serving.metrics import MODEL_READY
-from mnist_serving.model import DigitModel, load_model
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ModelLoadError, ModelUnavailableError
+from mnist_serving.core.metrics import MODEL_READY
+from mnist_serving.model.location import locate_model
+from mnist_serving.model.runtime import DigitModel, load_model
 
 log = logging.getLogger(__name__)
 

@@ -13,21 +13,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import anyio.to_thread
-from prometheus_client import Counter
 
-from mnist_serving.config import Settings
-from mnist_serving.errors import ModelLoadError, ReloadFailedError
-from mnist_serving.location import locate_model
-from mnist_serving.model import DigitModel, load_model, parse_card
-from mnist_serving.state import ModelHolder
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ModelLoadError, ReloadFailedError
+from mnist_serving.core.metrics import RELOADS
+from mnist_serving.model.card import CardError, parse_card
+from mnist_serving.model.holder import ModelHolder
+from mnist_serving.model.location import locate_model
+from mnist_serving.model.runtime import DigitModel, load_model
 
 log = logging.getLogger(__name__)
 Trigger = Literal["admin", "poll"]
-RELOADS = Counter(
-    "mnist_model_reloads_total",
-    "Model reload attempts by trigger and outcome.",
-    ["trigger", "outcome"],
-)
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,10 @@ def fetch_if_changed(
         except OSError as exc:
             msg = f"cannot read model card {location.card_uri}: {exc}"
             raise ModelLoadError(msg) from exc
-        card = parse_card(raw, location.card_uri)
+        try:
+            card = parse_card(raw, location.card_uri)
+        except CardError as exc:
+            raise ModelLoadError(str(exc)) from exc
         version = location.version or card.version
         if version == current.version and card.model_sha256 == current.sha256:
             return None

@@ -62,12 +62,6 @@ class RateLimitedError(ServingError):
     status_code = 429
 
 
-class OverloadedError(ServingError):
-    """Too many requests in flight."""
-
-    status_code = 503
-
-
 class ModelUnavailableError(ServingError):
     """No model is loaded."""
 

@@ -6,7 +6,7 @@ import posixpath
 from pathlib import Path
 from typing import Any, Protocol
 
-from mnist_serving.errors import ModelLoadError
+from mnist_serving.core.errors import ModelLoadError
 
 REMOTE_SCHEMES = ("abfs://", "abfss://", "az://", "memory://")
 

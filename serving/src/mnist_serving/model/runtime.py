@@ -1,60 +1,28 @@
-"""The LiteRT digit model, its card, and loading with an integrity check."""
+"""The LiteRT digit model and loading it with an integrity check against its card."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mnist_serving.errors import ModelLoadError
-from mnist_serving.location import ModelLocation
+from mnist_serving.core.errors import ModelLoadError
+from mnist_serving.model.card import (
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    CardError,
+    ModelCard,
+    parse_card,
+)
+from mnist_serving.model.location import ModelLocation
 
 log = logging.getLogger(__name__)
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-
-
-class ModelCard(BaseModel):
-    """The export's model card; extra keys are kept and shown by /model-info."""
-
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-    name: str
-    version: str
-    classes: list[int]
-    input_shape: list[int]
-    input_dtype: Literal["float32"]
-    preprocessing: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    mlflow_run_id: str | None = None
-    git_commit: str | None = None
-    created_at: str
-    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    model_file: str
-
-    @field_validator("classes")
-    @classmethod
-    def _ten_digits(cls, value: list[int]) -> list[int]:
-        if value != list(range(NUM_CLASSES)):
-            msg = f"classes must be 0..9, got {value}"
-            raise ValueError(msg)
-        return value
-
-    @field_validator("input_shape")
-    @classmethod
-    def _mnist_shape(cls, value: list[int]) -> list[int]:
-        if tuple(value) != INPUT_SHAPE:
-            msg = f"input_shape must be [28, 28, 1], got {value}"
-            raise ValueError(msg)
-        return value
 
 
 @dataclass
@@ -137,21 +105,12 @@ class DigitModel:
     def info(self) -> dict[str, Any]:
         """The card plus where and when this version was loaded."""
         return {
-            **self.card.model_dump(mode="json"),
+            **self.card.model_dump(mode="json", exclude_unset=True),
             "model_version": self.version,
             "source": self.source,
             "sha256_verified": True,
             "loaded_at": self.loaded_at,
         }
-
-
-def parse_card(raw: bytes, where: str) -> ModelCard:
-    """Parse and validate a model card."""
-    try:
-        return ModelCard.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        msg = f"model card {where} is invalid: {exc}; re-export the model"
-        raise ModelLoadError(msg) from exc
 
 
 def load_model(location: ModelLocation, batch_threads: int = 1) -> DigitModel:
@@ -162,7 +121,10 @@ def load_model(location: ModelLocation, batch_threads: int = 1) -> DigitModel:
     except OSError as exc:
         msg = f"cannot read {location.model_uri} or its card: {exc}"
         raise ModelLoadError(msg) from exc
-    card = parse_card(card_raw, location.card_uri)
+    try:
+        card = parse_card(card_raw, location.card_uri)
+    except CardError as exc:
+        raise ModelLoadError(str(exc)) from exc
     digest = hashlib.sha256(content).hexdigest()
     if digest != card.model_sha256:
         msg = (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mnist_serving.catalog import export_filepaths
-from mnist_serving.config import Settings
-from mnist_serving.errors import ModelLoadError
-from mnist_serving.storage import Store, open_store
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ModelLoadError
+from mnist_serving.model.catalog import export_filepaths
+from mnist_serving.model.storage import Store, open_store
 
 CARD_NAME = "model_card.json"
 RUN_EXPORT = "run `kedro run` to train and export one, or set MODEL_URI"

@@ -6,16 +6,16 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from mnist_serving.config import Settings
-from mnist_serving.logging_setup import AUDIT_FIELD
-from mnist_serving.metrics import CONFIDENCE, DIGIT_COUNTERS, REVIEW_COUNTERS
-from mnist_serving.schemas import Review
+from mnist_serving.core.config import Settings
+from mnist_serving.core.log_config import AUDIT_FIELD
+from mnist_serving.core.metrics import CONFIDENCE, DIGIT_COUNTERS, REVIEW_COUNTERS
 
 audit_log = logging.getLogger("mnist_serving.audit")
+Review = Literal["auto_approved", "secondary_verification", "manual_review"]
 
 
 def review_for(confidence: float, settings: Settings) -> Review:

@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_ADMIN_TOKEN = 16
+MIN_API_KEY = 16
 
 
 class Settings(BaseSettings):
@@ -47,11 +49,37 @@ class Settings(BaseSettings):
         description="File of keys (comma or newline separated), e.g. a mounted "
         "Kubernetes Secret; added to API_KEYS.",
     )
-    rate_limit_per_minute: int = Field(
-        default=600, ge=0, description="Requests per key (or client) a minute; 0=off."
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Limit per API key, in the `limits` notation (e.g. '600/minute' "
+        "or '20/second;600/minute'); empty = off. Batch images count one each.",
     )
-    rate_limit_burst: int = Field(default=100, ge=1)
+    rate_limit_anonymous: str = Field(
+        default="",
+        description="Limit per client address for callers without an API key; empty "
+        "(default) = off. Behind a proxy the address is the one uvicorn derives from "
+        "X-Forwarded-For of FORWARDED_ALLOW_IPS.",
+    )
+    auth_failure_limit: str = Field(
+        default="10/minute",
+        description="Failed API-key checks allowed per client address before 429.",
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="Where limits are counted: memory:// (one process) or "
+        "redis://host:6379 (shared by every replica).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto uvicorn trusts "
+        "(comma-separated addresses or CIDRs, '*' for any).",
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_json_bytes: int = Field(
+        default=3 * 1024 * 1024,
+        ge=1024,
+        description="Body limit of the JSON endpoints (a drawing is a few hundred KB).",
+    )
     max_base64_chars: int = Field(default=2_000_000, ge=100)
     max_image_pixels: int = Field(default=16_777_216, ge=784)
     max_batch_images: int = Field(default=256, ge=1)
@@ -104,10 +132,33 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        """Accept "k1,k2" as well as a list."""
+        """Accept "k1,k2" as well as a list; a value that holds no key is an error.
+
+        `API_KEYS=" , "` must not silently turn authentication off.
+        """
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            keys = [key.strip() for key in value.split(",") if key.strip()]
+            if value.strip() and not keys:
+                msg = (
+                    f"API_KEYS={value!r} holds no key, which would turn "
+                    "authentication off; set real keys or unset API_KEYS"
+                )
+                raise ValueError(msg)
+            return keys
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_keys(cls, keys: list[str]) -> list[str]:
+        """Every key is at least MIN_API_KEY characters: short keys can be guessed."""
+        for index, key in enumerate(keys):
+            if len(key) < MIN_API_KEY:
+                msg = (
+                    f"API key {index + 1} has {len(key)} characters, fewer than "
+                    f"{MIN_API_KEY}; use random keys, e.g. `openssl rand -hex 32`"
+                )
+                raise ValueError(msg)
+        return keys
 
     @model_validator(mode="after")
     def _read_keys_file(self) -> Settings:
@@ -130,6 +181,7 @@ class Settings(BaseSettings):
                 "authentication off; put the keys in the Secret or unset API_KEYS_FILE"
             )
             raise ValueError(msg)
+        self._long_keys(keys)
         object.__setattr__(self, "api_keys", [*self.api_keys, *keys])
         return self
 
@@ -167,6 +219,33 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    @field_validator("rate_limit", "rate_limit_anonymous", "auth_failure_limit")
+    @classmethod
+    def _parse_limit(cls, value: str) -> str:
+        """Fail at start on a limit the `limits` library cannot parse."""
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                msg = (
+                    f"rate limit {value!r} cannot be parsed ({exc}); write it like "
+                    "'600/minute' or '10/second;600/minute', or leave it empty"
+                )
+                raise ValueError(msg) from exc
+        return value.strip()
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        """Only the storages the service is tested with."""
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            msg = (
+                f"RATE_LIMIT_STORAGE_URI {value!r} is not supported; use memory:// "
+                "or redis://host:6379"
+            )
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> Settings:

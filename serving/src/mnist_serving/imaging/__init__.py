@@ -1,0 +1,4 @@
+"""Images to model input: decoding with its limits, and the one preprocessing.
+
+Imports only core/.
+"""

@@ -1,0 +1,159 @@
+"""PNG or JPEG bytes to a gray array, with every limit checked before the work.
+
+Pillow does all decoding. Large images are reduced by Pillow (JPEG already
+while decoding) before any NumPy work, so the cost of the later steps does not
+grow with the upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mnist_serving.core.errors import (
+    BadImageError,
+    InvalidInputError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
+
+SCALE = 255.0
+WORK_SIDE = 512  # longer side, in pixels, that an image is reduced to before NumPy
+JPEG_DRAFT = 280  # JPEG decodes at the smallest DCT scale still at least this big
+MAX_ASPECT = 64  # longer side / shorter side of a whole image
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG"}
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def sniff_format(data: bytes) -> str:
+    """'PNG' or 'JPEG' from the file signature; 415 for anything else."""
+    if data.startswith(PNG_MAGIC):
+        return "PNG"
+    if data.startswith(JPEG_MAGIC):
+        return "JPEG"
+    raise UnsupportedMediaError(
+        "image is neither PNG nor JPEG (unknown file signature); "
+        "send a PNG or JPEG file"
+    )
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> TooLargeError:
+    return TooLargeError(
+        f"image is {width}x{height} = {width * height} pixels, above the limit of "
+        f"{max_pixels}; scale it down before sending"
+    )
+
+
+def open_image(
+    data: bytes, max_pixels: int, max_aspect: int = MAX_ASPECT
+) -> Image.Image:
+    """Open PNG or JPEG bytes lazily; refuse too many pixels before decoding.
+
+    Pillow refuses images far above its own pixel limit itself
+    (DecompressionBombError); that, too, is a 413 naming our limit.
+    """
+    if not data:
+        raise InvalidInputError("image is empty; send a PNG or JPEG file")
+    kind = sniff_format(data)
+    try:
+        image = Image.open(io.BytesIO(data), formats=(kind,))
+    except Image.DecompressionBombError as exc:
+        raise TooLargeError(
+            f"image declares far more pixels than the limit of {max_pixels}; "
+            "scale it down before sending"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(
+            "image could not be decoded: its header is damaged; "
+            "send a complete PNG or JPEG file"
+        ) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _too_large(width, height, max_pixels)
+    if width * height == 0:
+        raise InvalidInputError("image has no pixels; send a non-empty image")
+    if max(width, height) > max_aspect * min(width, height):
+        raise InvalidInputError(
+            f"image is {width}x{height}, more than {max_aspect} times longer than it "
+            "is wide; crop it to the handwriting before sending"
+        )
+    return image
+
+
+def _reduce(image: Image.Image, side: int) -> Image.Image:
+    """Box-reduce by an integer factor so that the longer side is at most `side`."""
+    factor = math.ceil(max(image.size) / side)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
+    """Decode to a float32 0-255 gray array, alpha flattened onto white, reduced.
+
+    The longer side of the result is at most `work_side` pixels.
+    """
+    try:
+        if image.format == "JPEG":
+            image.draft("L", (JPEG_DRAFT, JPEG_DRAFT))
+        if image.mode in _WIDE_MODES:
+            return _wide_to_gray(image, work_side)
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")
+        elif image.mode not in ("L", "RGB", *_ALPHA_MODES[:2]):
+            image = image.convert("RGBA" if image.mode in _ALPHA_MODES else "L")
+        image = _reduce(image, work_side)
+        if image.mode in _ALPHA_MODES:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, rgba)
+        if image.mode != "L":
+            image = image.convert("L")
+        return np.asarray(image, dtype=np.float32)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(
+            f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
+        ) from exc
+
+
+def _wide_to_gray(image: Image.Image, work_side: int) -> np.ndarray:
+    """16-bit or float images: scaled to 0-255 by their range (16-bit: 65535)."""
+    mode = image.mode
+    values = np.asarray(_reduce(image.convert("F"), work_side), dtype=np.float32)
+    peak = 65535.0 if mode.startswith("I;16") else max(float(values.max()), 1.0)
+    return np.clip(values * (SCALE / peak), 0, SCALE)
+
+
+def decode_base64_image(text: str, max_chars: int) -> bytes:
+    """Bytes of a data URL or bare base64 image, with the length capped first."""
+    if len(text) > max_chars:
+        raise TooLargeError(
+            f"image text is {len(text)} characters, above the limit of {max_chars}; "
+            "send a smaller image"
+        )
+    payload = text.strip()
+    if payload.startswith("data:"):
+        header, comma, payload = payload.partition(",")
+        media_type = header[5:].split(";", 1)[0].strip().lower()
+        if not comma or not header.endswith(";base64"):
+            raise InvalidInputError(
+                "image data URL must be base64 encoded, like "
+                "'data:image/png;base64,iVBOR...'"
+            )
+        if media_type not in IMAGE_TYPES:
+            raise UnsupportedMediaError(
+                f"image data URL has type {media_type or 'none'!r}; "
+                "send image/png or image/jpeg"
+            )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(
+            "image is not valid base64; send a data URL or bare base64 of a PNG"
+        ) from exc
