@@ -1,14 +1,22 @@
-"""training nodes: architecture, a short real training, evaluation, export, parity."""
+"""training nodes: architecture, training, evaluation, export, parity, the card.
+
+The card is checked by serving itself: the export loads in mnist_serving.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from mnist_serving.model.card import ModelCard
+from mnist_serving.model.location import locate_uri
+from mnist_serving.model.runtime import load_model
+from pydantic import ValidationError
 
 from mnist_mlops.errors import ParameterError, ParityError
 from mnist_mlops.modeling.cnn import build_model
@@ -131,7 +139,7 @@ def test_augmented_training_runs_with_the_same_code(arrays) -> None:
 
 
 @pytest.mark.slow
-def test_evaluate_export_parity_and_card(trained, arrays) -> None:
+def test_evaluate_export_parity_and_card(trained, arrays, tmp_path) -> None:
     model, _ = trained
     metrics, scalars, figure, probs = evaluate_model(
         model, arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"]
@@ -175,11 +183,36 @@ def test_evaluate_export_parity_and_card(trained, arrays) -> None:
     )
     for key in ("mlflow_run_id", "git_commit", "created_at", "version"):
         assert card[key] == RUN_INFO[key]
+    assert_serving_loads(model_bytes, card, arrays["x_test"], litert_probs, tmp_path)
 
     with pytest.raises(ParityError, match=r"agrees with the Keras model on \d"):
         check_parity(
             model_bytes, np.roll(probs, 1, axis=1), arrays["x_test"], *official, {}
         )
+
+
+def assert_serving_loads(model_bytes, card, images, expected, folder) -> None:
+    """Serving finds, verifies and runs the export as Kedro's catalog lays it out."""
+    version = card["version"]
+    for name, data in (("mnist_cnn.tflite", model_bytes), ("model_card.json", None)):
+        path = folder / name / version / name
+        path.parent.mkdir(parents=True)
+        if data is None:
+            path.write_text(json.dumps(card))
+        else:
+            path.write_bytes(data)
+    served = load_model(locate_uri(str(folder / "mnist_cnn.tflite")))
+    assert served.version == version
+    assert served.card == ModelCard.model_validate(card)
+    np.testing.assert_allclose(served.predict(images[:, :, :, 0]), expected, atol=1e-5)
+
+
+def test_a_card_serving_would_refuse_fails_the_run() -> None:
+    metrics = {key: 0.5 for key in ("test_accuracy", "test_loss", "official_test_loss")}
+    metrics |= {"official_test_accuracy": 1.5, "average_confidence": 0.9}
+    metrics["per_class_accuracy"] = {}
+    with pytest.raises(ValidationError, match="official_test_accuracy"):
+        build_model_card(b"model", metrics, {}, {}, RUN_INFO, {})
 
 
 @pytest.mark.slow

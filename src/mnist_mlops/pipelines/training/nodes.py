@@ -12,6 +12,7 @@ import tensorflow as tf
 from kedro_azureml.distributed import distributed_job
 from kedro_azureml.distributed.config import Framework
 from matplotlib.figure import Figure
+from mnist_serving.model.card import MODEL_FILE, CardMetrics, ModelCard
 from sklearn.metrics import confusion_matrix
 
 from mnist_mlops.errors import ParityError
@@ -24,7 +25,14 @@ logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "parameters_training.yml"
 N_CLASSES = 10
-MODEL_FILE = "mnist_cnn.tflite"
+CARD_METRICS = (
+    "test_accuracy",
+    "test_loss",
+    "official_test_accuracy",
+    "official_test_loss",
+    "average_confidence",
+    "per_class_accuracy",
+)
 
 
 # On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
@@ -174,45 +182,25 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
     run_info: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Everything a consumer of the export needs to know, as JSON."""
+    """The model card, built with serving's own contract so that serving can read it.
+
+    `ModelCard` validates every field here: a card serving would refuse fails the
+    run that writes it, not the deployment that loads it.
+    """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
-    return {
-        "name": cfg.model_name,
-        "version": run_info["version"],
-        "model_file": MODEL_FILE,
-        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-        "model_bytes": len(model_bytes),
-        "format": "litert",
-        "quantization": cfg.export.quantization,
-        "classes": list(range(N_CLASSES)),
-        "input_shape": [28, 28, 1],
-        "input_dtype": "float32",
-        "output": "float32 [N, 10] softmax probabilities",
-        "preprocessing": {
-            "description": "Grayscale, white digit on black; crop to the ink, scale "
-            "the longer side to 20 px, centre by centre of mass in "
-            "28x28, divide by 255.",
-            "scale": 255,
-            "polarity": "white-on-black",
-            "digit_box": 20,
-            "canvas": 28,
-            "centering": "center_of_mass",
-        },
-        "metrics": {
-            k: metrics[k]
-            for k in (
-                "test_accuracy",
-                "test_loss",
-                "official_test_accuracy",
-                "official_test_loss",
-                "average_confidence",
-                "per_class_accuracy",
-            )
-        },
-        "parity": parity,
-        "dataset": dataset_info,
-        "training": cfg.model_dump(mode="json"),
-        "mlflow_run_id": run_info["mlflow_run_id"],
-        "git_commit": run_info["git_commit"],
-        "created_at": run_info["created_at"],
-    }
+    card = ModelCard(
+        name=cfg.model_name,
+        version=run_info["version"],
+        model_file=MODEL_FILE,
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        model_bytes=len(model_bytes),
+        quantization=cfg.export.quantization,
+        metrics=CardMetrics(**{k: metrics[k] for k in CARD_METRICS}),
+        parity=parity,
+        dataset=dataset_info,
+        training=cfg.model_dump(mode="json"),
+        mlflow_run_id=run_info["mlflow_run_id"],
+        git_commit=run_info["git_commit"],
+        created_at=run_info["created_at"],
+    )
+    return card.model_dump(mode="json")
