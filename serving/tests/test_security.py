@@ -7,7 +7,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from conftest import KEY_A, KEY_B, make_settings, running
-from mnist_serving.api.deps import charge_request
+from mnist_serving.api.deps import get_predict_context
 from mnist_serving.api.routes import predict
 from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import RateLimitedError
@@ -30,7 +30,7 @@ def test_every_predict_route_depends_on_the_key_check():
     }
     for route in routes:
         calls = [d.call for d in route.dependant.dependencies]
-        assert charge_request in calls, route.path
+        assert get_predict_context in calls, route.path
 
 
 def test_every_predict_route_refuses_a_missing_key_and_documents_it(digit_png):

@@ -1,8 +1,8 @@
 """FastAPI dependencies as Annotated aliases: settings, the model and the caller.
 
-Every predict route depends on `charge_request` (through its router), so the
-API key and the rate limit are checked by the framework for any route added
-there, and the OpenAPI document shows the key wherever it is enforced.
+Every predict route depends on `get_predict_context` (through its router), so
+the API key and the rate limit are checked by the framework for any route
+added there, and the OpenAPI document shows the key wherever it is enforced.
 """
 
 from __future__ import annotations
@@ -51,25 +51,14 @@ async def get_model(holder: HolderDep) -> DigitModel:
 ModelDep = Annotated[DigitModel, Depends(get_model)]
 
 
-async def get_limiter(request: Request) -> RateLimiter:
-    """The app's rate limiter."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
-
-
-LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-
-
-async def get_caller(
-    request: Request,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    api_key: Annotated[str | None, Security(api_key_header)],
+async def check_caller(
+    request: Request, settings: Settings, api_key: str | None
 ) -> Caller:
     """The caller's key id when keys are set (401 otherwise), else its address.
 
     Wrong keys count against the address's limit of failed checks (429 above it).
     """
+    limiter: RateLimiter = request.app.state.rate_limiter
     source = request.client.host if request.client else "unknown"
     if not settings.api_keys:
         return Caller(source, authenticated=False)
@@ -80,24 +69,6 @@ async def get_caller(
             await limiter.auth_failed(source)
         raise unauthorized(api_key)
     return Caller(key_id, authenticated=True)
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-async def charge_request(caller: CallerDep, limiter: LimiterDep) -> Caller:
-    """One hit of the caller's rate limit for the request (batches add the rest)."""
-    await limiter.charge(caller)
-    return caller
-
-
-async def get_request_id(request: Request) -> str:
-    """The request id the middleware chose (the caller's X-Request-ID or a new one)."""
-    request_id: str = request.state.request_id
-    return request_id
-
-
-RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
 @dataclass(frozen=True)
@@ -112,16 +83,29 @@ class PredictContext:
     request_id: str
 
 
-async def get_predict_context(  # noqa: PLR0913, PLR0917 - FastAPI dependencies
-    request: Request,
-    caller: Annotated[Caller, Depends(charge_request)],
-    model: ModelDep,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    request_id: RequestIdDep,
+async def get_predict_context(
+    request: Request, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> PredictContext:
-    """The caller checked and charged, and the model current at the request's start."""
-    return PredictContext(request, caller, model, settings, limiter, request_id)
+    """Check the caller, charge its rate limit, and take the current model.
+
+    One dependency rather than a chain of small ones: FastAPI solves and
+    caches each dependency on every request, and this runs on every prediction.
+    The model is taken last, so a refused caller learns nothing about it.
+    """
+    state = request.app.state
+    settings: Settings = state.settings
+    caller = await check_caller(request, settings, api_key)
+    limiter: RateLimiter = state.rate_limiter
+    await limiter.charge(caller)
+    holder: ModelHolder = state.holder
+    return PredictContext(
+        request=request,
+        caller=caller,
+        model=holder.require(),
+        settings=settings,
+        limiter=limiter,
+        request_id=request.state.request_id,
+    )
 
 
 PredictDep = Annotated[PredictContext, Depends(get_predict_context)]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PREDICT_PREFIX = "/predict"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+HTTP_413 = 413
 PLAIN_TEXT = b"text/plain; charset=utf-8"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -61,7 +62,7 @@ class _Exchange:
             self.status = message["status"]
             self.started = True
             headers = message.get("headers", [])
-            if self.status == 413 and (b"content-type", PLAIN_TEXT) in headers:
+            if self.status == HTTP_413 and (b"content-type", PLAIN_TEXT) in headers:
                 headers = self._body_too_large()
             message["headers"] = [*headers, *self._extra]
         elif message["type"] == "http.response.body" and self._body is not None:

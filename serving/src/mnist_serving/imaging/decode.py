@@ -115,11 +115,17 @@ def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
             image = Image.alpha_composite(white, rgba)
         if image.mode != "L":
             image = image.convert("L")
-        return np.asarray(image, dtype=np.float32)
+        return pixels(image, np.uint8).astype(np.float32)
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(
             f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
         ) from exc
+
+
+def pixels(image: Image.Image, dtype: type) -> np.ndarray:
+    """The pixels as an array: frombuffer(tobytes()), cheaper than the array API."""
+    data = np.frombuffer(image.tobytes(), dtype=dtype)
+    return data.reshape(image.height, image.width)
 
 
 def _wide_to_gray(image: Image.Image, work_side: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Make any PNG or JPEG look like an MNIST digit: the one preprocessing of the service.
 
 Every endpoint, single images and batches alike, and the training project's
-evaluation of drawn digits go through `gray_to_mnist`. The steps follow how
+evaluation of drawn digits go through `grays_to_mnist` (vectorised over a
+stack of same-size images). The steps follow how
 MNIST itself was made: grayscale (alpha flattened onto white), white digit on
 black (inverted when the input is dark on light), cropped to the ink's bounding
 box, the longer side scaled to 20 px keeping the aspect ratio, pasted into
@@ -14,38 +15,54 @@ import numpy as np
 from PIL import Image
 
 from mnist_serving.core.errors import InvalidInputError
-from mnist_serving.imaging.decode import SCALE, open_image, to_grayscale
+from mnist_serving.imaging.decode import SCALE, open_image, pixels, to_grayscale
 
 CANVAS = 28
 DIGIT_BOX = 20
 MIN_CONTRAST = 40.0  # ink must differ from the background by this much (0-255)
 INK_FRACTION = 0.1  # pixels above this share of the peak count as ink for cropping
+STACK_PIXELS = 128 * 128  # batch images up to this size are preprocessed stacked
 NO_INK = (
     "no ink found: the image is blank or its digit has too little contrast; "
     "draw or send a visible digit"
 )
 
 
-def normalize_polarity(gray: np.ndarray) -> np.ndarray:
-    """Return white ink on a zero background, stretched so the ink peaks at 255."""
-    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
-    background = float(np.median(border))
-    # Ink is how far a pixel is from the background, towards the ink's side.
-    ink = background - gray if background > SCALE / 2 else gray - background
-    peak = float(ink.max())
-    if peak < MIN_CONTRAST:
-        raise InvalidInputError(NO_INK)
+class BlankImageError(InvalidInputError):
+    """Image `index` of a batch has no ink (a 422 that says so)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(NO_INK)
+        self.index = index
+
+
+def normalize_polarity(grays: np.ndarray) -> np.ndarray:
+    """White ink on a zero background, stretched so each image's ink peaks at 255.
+
+    `grays` is (N, H, W); the background is the median of each image's border,
+    and ink is how far a pixel is from it, towards the ink's side.
+    """
+    border = np.concatenate(
+        (grays[:, 0], grays[:, -1], grays[:, :, 0], grays[:, :, -1]), axis=1
+    )
+    middle = border.shape[1] // 2  # the median, without np.median's extra passes
+    background = np.partition(border, middle, axis=1)[:, middle]
+    ink = grays - background[:, None, None]
+    ink[background > SCALE / 2] *= -1  # dark ink on a light background
+    peak = ink.reshape(len(ink), -1).max(axis=1)
+    blank = np.flatnonzero(peak < MIN_CONTRAST)
+    if blank.size:
+        raise BlankImageError(int(blank[0]))
     np.maximum(ink, 0.0, out=ink)
-    ink *= SCALE / peak
+    ink *= (SCALE / peak.astype(np.float64)).astype(np.float32)[:, None, None]
     return ink
 
 
-def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right), end-exclusive, of the pixels that carry ink."""
-    mask = ink > INK_FRACTION * SCALE
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+def _bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last index along axis 1 where each row of `mask` is set."""
+    first = mask.argmax(axis=1)
+    end = mask.shape[1] - mask[:, ::-1].argmax(axis=1)
+    return first, end
 
 
 def scale_to_box(digit: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
@@ -58,7 +75,7 @@ def scale_to_box(digit: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
     factor = box / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     scaled = Image.fromarray(digit).resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(scaled, dtype=np.float32)
+    return pixels(scaled, np.float32)
 
 
 def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
@@ -76,14 +93,47 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return out
 
 
-def gray_to_mnist(gray: np.ndarray) -> np.ndarray:
-    """Turn a float32 0-255 gray array into a (28, 28) float32 array in [0, 1]."""
-    ink = normalize_polarity(gray)
-    top, bottom, left, right = ink_box(ink)
-    field = center_by_mass(scale_to_box(ink[top:bottom, left:right]))
-    field *= 1.0 / SCALE
+def grays_to_mnist(grays: np.ndarray) -> np.ndarray:
+    """(N, H, W) float32 0-255 gray images to (N, 28, 28) float32 in [0, 1].
+
+    Background, polarity, contrast and the ink's bounding box are found for all
+    images at once; only the resize and the centring, which depend on each
+    crop, run per image. BlankImageError names the first image without ink.
+    """
+    ink = normalize_polarity(grays)
+    mask = ink > INK_FRACTION * SCALE
+    top, bottom = _bounds(mask.any(axis=2))
+    left, right = _bounds(mask.any(axis=1))
+    fields = np.empty((len(grays), CANVAS, CANVAS), dtype=np.float32)
+    for index, (t, b, le, r) in enumerate(zip(top, bottom, left, right, strict=True)):
+        fields[index] = center_by_mass(scale_to_box(ink[index, t:b, le:r]))
+    fields *= 1.0 / SCALE
     # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
-    return np.clip(field, 0.0, 1.0, out=field)
+    return np.clip(fields, 0.0, 1.0, out=fields)
+
+
+def gray_to_mnist(gray: np.ndarray) -> np.ndarray:
+    """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1]."""
+    return grays_to_mnist(gray[None])[0]
+
+
+def batch_to_mnist(grays: list[np.ndarray]) -> np.ndarray:
+    """Gray images of any sizes to (N, 28, 28): small ones of one size stacked.
+
+    Stacking is where vectorising pays; images above STACK_PIXELS go one at a
+    time, so a batch never holds a batch-sized array of large images.
+    """
+    fields = np.empty((len(grays), CANVAS, CANVAS), dtype=np.float32)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, gray in enumerate(grays):
+        key = gray.shape if gray.size <= STACK_PIXELS else (index, -1)
+        groups.setdefault(key, []).append(index)
+    for indices in groups.values():
+        try:
+            fields[indices] = grays_to_mnist(np.stack([grays[i] for i in indices]))
+        except BlankImageError as exc:
+            raise BlankImageError(indices[exc.index]) from exc
+    return fields
 
 
 def image_to_mnist(image: Image.Image) -> np.ndarray:

@@ -8,7 +8,7 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 
-from mnist_serving.api.deps import PredictContext, PredictDep, charge_request
+from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
 from mnist_serving.api.schemas import (
     ERROR_RESPONSES,
     BatchResponse,
@@ -20,8 +20,17 @@ from mnist_serving.core.errors import (
     ServingError,
     UnsupportedMediaError,
 )
-from mnist_serving.imaging.decode import IMAGE_TYPES, decode_base64_image, open_image
-from mnist_serving.imaging.preprocess import image_to_mnist
+from mnist_serving.imaging.decode import (
+    IMAGE_TYPES,
+    decode_base64_image,
+    open_image,
+    to_grayscale,
+)
+from mnist_serving.imaging.preprocess import (
+    BlankImageError,
+    batch_to_mnist,
+    image_to_mnist,
+)
 from mnist_serving.model.predictions import AuditContext, to_predictions
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -37,7 +46,7 @@ RAW_IMAGE_BODY: dict[str, Any] = {
 _common: dict[str, Any] = {
     "tags": ["predict"],
     "responses": ERROR_RESPONSES,
-    "dependencies": [Depends(charge_request)],
+    "dependencies": [Depends(get_predict_context)],
 }
 # Two routers so that create_app can give each its own body-size limit.
 router = APIRouter(**_common)  # images: multipart or raw
@@ -68,6 +77,15 @@ async def to_model_input(data: bytes, ctx: PredictContext) -> np.ndarray:
         return image_to_mnist(image)
     limiter = ctx.request.app.state.big_image_limiter
     return await anyio.to_thread.run_sync(image_to_mnist, image, limiter=limiter)
+
+
+async def to_gray(data: bytes, ctx: PredictContext) -> np.ndarray:
+    """Decoded gray pixels: inline when small, in a worker thread when large."""
+    image = open_image(data, ctx.settings.max_image_pixels)
+    if image.width * image.height <= ctx.settings.inline_pixels:
+        return to_grayscale(image)
+    limiter = ctx.request.app.state.big_image_limiter
+    return await anyio.to_thread.run_sync(to_grayscale, image, limiter=limiter)
 
 
 async def classify(images: np.ndarray, ctx: PredictContext) -> list[dict[str, Any]]:
@@ -122,8 +140,10 @@ async def predict_drawing(body: DrawingRequest, ctx: PredictDep) -> dict[str, An
 
 
 def _image_error(exc: ServingError, index: int, upload: UploadFile) -> ServingError:
-    """The same error, saying which image of the batch it is about."""
-    return type(exc)(f"image {index} ({upload.filename}): {exc.detail}")
+    """An error of the same status, saying which image of the batch it is about."""
+    error = ServingError(f"image {index} ({upload.filename}): {exc.detail}")
+    error.status_code = exc.status_code
+    return error
 
 
 @router.post(
@@ -150,12 +170,22 @@ async def predict_batch(
         )
     if len(files) > 1:
         await ctx.limiter.charge(ctx.caller, cost=len(files) - 1)
-    images = np.empty((len(files), 28, 28), dtype=np.float32)
+    grays = []
     for index, upload in enumerate(files):
         try:
-            images[index] = await to_model_input(await upload.read(), ctx)
+            grays.append(await to_gray(await upload.read(), ctx))
         except ServingError as exc:
             raise _image_error(exc, index, upload) from exc
+    try:
+        if sum(gray.size for gray in grays) <= ctx.settings.inline_pixels:
+            images = batch_to_mnist(grays)
+        else:
+            limiter = ctx.request.app.state.big_image_limiter
+            images = await anyio.to_thread.run_sync(
+                batch_to_mnist, grays, limiter=limiter
+            )
+    except BlankImageError as exc:
+        raise _image_error(exc, exc.index, files[exc.index]) from exc
     results = await classify(images, ctx)
     return {
         "predictions": results,
