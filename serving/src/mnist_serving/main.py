@@ -13,10 +13,11 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import ClientDisconnect
 
 from mnist_serving import __version__
 from mnist_serving.api import openapi
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 BIG_IMAGE_THREADS = 2
 MAX_FORM_FIELDS = 16  # plain (non-file) multipart fields; the API defines none
 MAX_ERRORS = 20  # validation problems listed in a 422; the rest are counted
+CLIENT_CLOSED = 499
 
 
 @asynccontextmanager
@@ -71,13 +73,27 @@ async def serving_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
+async def client_gone(request: Request, _: Exception) -> Response:
+    """The client closed the connection mid-request: 499 (nginx's code), at INFO.
+
+    Not a server error: it must neither log a traceback nor count as a 5xx.
+    """
+    log.info(
+        "client closed the connection before its request was read",
+        extra={"event": "client_closed_request", "path": request.url.path},
+    )
+    return Response(status_code=CLIENT_CLOSED)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors as {"detail": ...}, the framework's terse ones reworded.
 
     The body limit (413) and the multipart file limit (400) of the framework
     say neither the limit nor the fix.
     """
     assert isinstance(exc, HTTPException)  # noqa: S101
+    if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's body parsing
+        return await client_gone(request, exc)
     status, detail = exc.status_code, exc.detail
     settings: Settings = request.app.state.settings
     if status == 413:  # noqa: PLR2004
@@ -144,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder()
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(page.router)
     app.include_router(

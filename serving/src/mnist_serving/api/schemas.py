@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mnist_serving.model.predictions import Review
+
+MAX_DRAWING_KEYS = 8  # the drawing body has one; a few more get their own errors
 
 
 class DrawingRequest(BaseModel):
@@ -21,6 +23,19 @@ class DrawingRequest(BaseModel):
         examples=["data:image/png;base64,iVBORw0KGgo..."],
         json_schema_extra={"format": "image-data-url"},  # a hint; not validated
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_keys(cls, data: Any) -> Any:
+        """Refuse a body of many keys with one error, before one error per key.
+
+        Pydantic would build (and FastAPI keep) an error object for each unknown
+        key: a few MB of keys cost seconds of CPU and hundreds of MB.
+        """
+        if isinstance(data, dict) and len(data) > MAX_DRAWING_KEYS:
+            msg = f"body has {len(data)} keys; send only {{'image': '<base64>'}}"
+            raise ValueError(msg)
+        return data
 
 
 class Prediction(BaseModel):

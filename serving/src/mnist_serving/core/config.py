@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     max_base64_chars: int = Field(default=2_000_000, ge=100)
     max_image_pixels: int = Field(default=16_777_216, ge=784)
     max_batch_images: int = Field(default=256, ge=1)
+    max_batch_pixels: int = Field(
+        default=16_777_216,
+        ge=784,
+        description="Pixels the images of one batch may declare in all.",
+    )
     max_concurrency: int = Field(
         default=256, ge=1, description="Predict requests in flight before 503."
     )

@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import math
+import struct
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -26,7 +27,9 @@ SCALE = 255.0
 WORK_SIDE = 512  # longer side, in pixels, that an image is reduced to before NumPy
 JPEG_DRAFT = 280  # JPEG decodes at the smallest DCT scale still at least this big
 MAX_ASPECT = 64  # longer side / shorter side of a whole image
+MAX_JPEG_SCANS = 64  # a progressive JPEG has about 10; each scan re-reads the image
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_IHDR_END = 24  # signature, IHDR length and type, width, height
 JPEG_MAGIC = b"\xff\xd8\xff"
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG"}
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -63,6 +66,10 @@ def open_image(
     if not data:
         raise InvalidInputError("image is empty; send a PNG or JPEG file")
     kind = sniff_format(data)
+    if kind == "PNG":
+        _check_png_size(data, max_pixels)
+    else:
+        _check_jpeg_scans(data)
     try:
         image = Image.open(io.BytesIO(data), formats=(kind,))
     except Image.DecompressionBombError as exc:
@@ -86,6 +93,35 @@ def open_image(
             "is wide; crop it to the handwriting before sending"
         )
     return image
+
+
+def _check_png_size(data: bytes, max_pixels: int) -> None:
+    """The pixel limit from the IHDR chunk, before Pillow reads any other chunk.
+
+    Pillow's open walks every chunk up to the image data, and a few MB of
+    empty chunks cost a second; the PNG standard puts IHDR first, at a fixed
+    offset, so its size can be checked before that walk.
+    """
+    if len(data) >= PNG_IHDR_END and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        if width * height > max_pixels:
+            raise _too_large(width, height, max_pixels)
+
+
+def _check_jpeg_scans(data: bytes) -> None:
+    """Refuse progressive JPEGs of absurdly many scans before decoding them.
+
+    libjpeg decodes every scan (start-of-scan marker FF DA) and Pillow sets no
+    bound; a few MB of tiny scans cost seconds. FF DA cannot occur inside
+    entropy-coded data (an FF there is followed by 00 or a restart marker), so
+    counting it bounds the scans; an embedded thumbnail adds a few at most.
+    """
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise InvalidInputError(
+            f"JPEG has {scans} scans, more than {MAX_JPEG_SCANS}; save it as a "
+            "baseline JPEG or as PNG"
+        )
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:

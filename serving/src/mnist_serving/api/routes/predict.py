@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, File, Request, UploadFile
+from PIL import Image
 
 from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
 from mnist_serving.api.schemas import (
@@ -18,6 +19,7 @@ from mnist_serving.api.schemas import (
 from mnist_serving.core.errors import (
     InvalidInputError,
     ServingError,
+    TooLargeError,
     UnsupportedMediaError,
 )
 from mnist_serving.imaging.decode import (
@@ -33,6 +35,7 @@ from mnist_serving.imaging.preprocess import (
 )
 from mnist_serving.model.predictions import AuditContext, to_predictions
 
+INLINE_BYTES = 64 * 1024  # larger uploads are decoded off the event loop
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 RAW_IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -69,20 +72,28 @@ async def raw_image(request: Request) -> bytes:
     )
 
 
+def _inline(data: bytes, image: Image.Image, ctx: PredictContext) -> bool:
+    """Small images are decoded on the event loop; the rest in a worker thread.
+
+    Small in bytes as well as pixels: a few pixels can carry megabytes of
+    chunks or scans that cost the decoder time.
+    """
+    pixels = image.width * image.height
+    return len(data) <= INLINE_BYTES and pixels <= ctx.settings.inline_pixels
+
+
 async def to_model_input(data: bytes, ctx: PredictContext) -> np.ndarray:
-    """(28, 28) model input: inline when small, in a worker thread when large."""
-    settings = ctx.settings
-    image = open_image(data, settings.max_image_pixels)
-    if image.width * image.height <= settings.inline_pixels:
+    """(28, 28) model input of one image."""
+    image = open_image(data, ctx.settings.max_image_pixels)
+    if _inline(data, image, ctx):
         return image_to_mnist(image)
     limiter = ctx.request.app.state.big_image_limiter
     return await anyio.to_thread.run_sync(image_to_mnist, image, limiter=limiter)
 
 
-async def to_gray(data: bytes, ctx: PredictContext) -> np.ndarray:
-    """Decoded gray pixels: inline when small, in a worker thread when large."""
-    image = open_image(data, ctx.settings.max_image_pixels)
-    if image.width * image.height <= ctx.settings.inline_pixels:
+async def to_gray(data: bytes, image: Image.Image, ctx: PredictContext) -> np.ndarray:
+    """Decoded gray pixels of one batch image."""
+    if _inline(data, image, ctx):
         return to_grayscale(image)
     limiter = ctx.request.app.state.big_image_limiter
     return await anyio.to_thread.run_sync(to_grayscale, image, limiter=limiter)
@@ -139,6 +150,15 @@ async def predict_drawing(body: DrawingRequest, ctx: PredictDep) -> dict[str, An
     return await _answer_one(data, ctx)
 
 
+def _check_batch_pixels(pixels: int, limit: int) -> None:
+    """413 once the batch's images declare more pixels in all than the limit."""
+    if pixels > limit:
+        raise TooLargeError(
+            f"the batch's images so far hold {pixels} pixels in all, above the "
+            f"limit of {limit}; send fewer or smaller images"
+        )
+
+
 def _image_error(exc: ServingError, index: int, upload: UploadFile) -> ServingError:
     """An error of the same status, saying which image of the batch it is about."""
     error = ServingError(f"image {index} ({upload.filename}): {exc.detail}")
@@ -170,10 +190,14 @@ async def predict_batch(
         )
     if len(files) > 1:
         await ctx.limiter.charge(ctx.caller, cost=len(files) - 1)
-    grays = []
+    grays, pixels = [], 0
     for index, upload in enumerate(files):
         try:
-            grays.append(await to_gray(await upload.read(), ctx))
+            data = await upload.read()
+            image = open_image(data, ctx.settings.max_image_pixels)
+            pixels += image.width * image.height
+            _check_batch_pixels(pixels, ctx.settings.max_batch_pixels)
+            grays.append(await to_gray(data, image, ctx))
         except ServingError as exc:
             raise _image_error(exc, index, upload) from exc
     try:

@@ -1,0 +1,143 @@
+"""Small requests that would cost the server far more than they cost the sender.
+
+Each gets a 4xx that says why, quickly, and nothing it sends grows a cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import png
+from mnist_serving.imaging.decode import MAX_ASPECT, MAX_JPEG_SCANS
+
+
+def raw(client, data: bytes, kind: str = "png"):
+    return client.post(
+        "/predict", content=data, headers={"content-type": f"image/{kind}"}
+    )
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def thin_png(width: int, height: int) -> bytes:
+    """A real gray PNG of width x height, one ink pixel in the middle."""
+    image = Image.new("L", (width, height), 0)
+    image.putpixel((width // 2, height // 2), 255)
+    return png(image)
+
+
+@pytest.mark.parametrize(("width", "height"), [(262_144, 1), (1, 16_777_216)])
+def test_absurd_aspect_ratio_is_422(client, width, height):
+    started = time.perf_counter()
+    response = raw(client, thin_png(width, height))
+    assert response.status_code == 422
+    assert (
+        f"more than {MAX_ASPECT} times longer than it is wide"
+        in (response.json()["detail"])
+    )
+    assert time.perf_counter() - started < 2
+
+
+def test_batch_of_thin_images_is_422_at_the_first(client):
+    data = thin_png(262_144, 1)
+    files = [("files", (f"t{i}.png", data, "image/png")) for i in range(20)]
+    response = client.post("/predict-batch", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("image 0 (t0.png):")
+
+
+def test_wide_but_sane_image_is_classified(client, sample):
+    """64:1 is allowed: a digit in a long strip is still found and read."""
+    strip = np.zeros((64, 4096), np.uint8)
+    strip[18:46, 2000:2028] = sample["images"][0]
+    response = raw(client, png(strip))
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == sample["labels"][0]
+
+
+def progressive_jpeg(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", progressive=True, quality=90)
+    return buffer.getvalue()
+
+
+def test_progressive_jpeg_is_read(client, sample):
+    data = progressive_jpeg(sample["images"][0])
+    assert 1 < data.count(b"\xff\xda") <= MAX_JPEG_SCANS
+    response = raw(client, data, "jpeg")
+    assert response.status_code == 200
+    assert response.json()["digit"] == sample["labels"][0]
+
+
+def test_jpeg_of_many_scans_is_refused_before_decoding(client, sample):
+    data = progressive_jpeg(sample["images"][0])
+    last_scan = data.rindex(b"\xff\xda")
+    scan = data[last_scan:-2]  # the last scan, up to the end-of-image marker
+    bomb = data[:-2] + scan * 10_000 + data[-2:]
+    assert len(bomb) < 5 * 1024 * 1024
+    started = time.perf_counter()
+    response = raw(client, bomb, "jpeg")
+    assert response.status_code == 422
+    assert (
+        f"more than {MAX_JPEG_SCANS}; save it as a baseline JPEG"
+        in (response.json()["detail"])
+    )
+    assert time.perf_counter() - started < 1
+
+
+def test_png_chunk_flood_behind_a_big_header_is_413_at_once(client_with):
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)
+    flood = chunk(b"teXt", b"") * 430_000  # 5 MB of empty ancillary chunks
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + flood
+    with_limit = {"max_image_pixels": 1_000_000, "max_body_bytes": 8 * 1024 * 1024}
+    with client_with(**with_limit) as small:
+        started = time.perf_counter()
+        response = raw(small, data)
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 413
+    assert "25000000 pixels" in response.json()["detail"]
+    assert elapsed < 0.5
+
+
+def test_many_unknown_keys_get_one_short_error(client):
+    body = json.dumps({f"k{i}": 1 for i in range(200_000)}).encode()
+    assert len(body) < 3 * 1024 * 1024
+    started = time.perf_counter()
+    response = client.post(
+        "/predict-drawing", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert len(response.content) < 1_000
+    assert "body has 200000 keys" in response.text
+    assert time.perf_counter() - started < 1
+
+
+def test_deeply_nested_json_is_400(client):
+    body = b"[" * 200_000 + b"]" * 200_000
+    response = client.post(
+        "/predict-drawing", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "send UTF-8 JSON" in response.json()["detail"]
+
+
+def test_batch_pixels_in_all_are_capped(client_with):
+    big = png(np.zeros((4096, 4096), np.uint8))
+    files = [("files", (f"b{i}.png", big, "image/png")) for i in range(2)]
+    with client_with(max_batch_pixels=20_000_000) as client:
+        response = client.post("/predict-batch", files=files)
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    assert detail.startswith("image 1 (b1.png): the batch's images so far hold")
+    assert "above the limit of 20000000" in detail
