@@ -144,8 +144,11 @@ def test_tampered_card_on_blob_storage_is_not_ready_with_the_reason(container):
     with running(model_uri=uri) as client:
         ready = client.get("/health/ready")
         predict = client.post("/predict", files={"file": ("d.png", b"\x89PNG")})
+        info = client.get("/model-info")
     assert ready.status_code == 503
-    reason = ready.json()["detail"]
+    assert ready.json()["detail"] == "not ready: model_invalid"  # public: a code
+    assert info.status_code == 503
+    reason = info.json()["detail"]  # the operator's view: where and why
     assert f"abfs://{container.container_name}/{MODELS}/mnist_cnn.tflite/" in reason
     assert f"its card abfs://{container.container_name}/{MODELS}/model_card.json/" in (
         reason

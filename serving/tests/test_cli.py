@@ -110,8 +110,10 @@ def test_missing_model_process_stays_up_not_ready(tmp_path):
             raise AssertionError("ready without a model")
         except urllib.error.HTTPError as exc:
             assert exc.code == 503
-            assert "does not exist" in json.loads(exc.read())["detail"]
+            # The public probe gives a code; the log gives the path and the fix.
+            assert json.loads(exc.read())["detail"] == "not ready: model_invalid"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert b"model_load_failed" in err
+    assert b"absent.tflite does not exist" in err

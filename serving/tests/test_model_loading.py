@@ -196,14 +196,16 @@ def test_tampered_model_is_refused_and_not_ready(tmp_path, digit_png):
         info = client.get("/model-info")
         metrics = client.get("/metrics").text
     assert ready.status_code == 503
-    assert "sha256" in ready.json()["detail"]
-    assert "re-export" in ready.json()["detail"]
+    assert ready.json()["detail"] == "not ready: model_invalid"  # public: a code
     assert live.status_code == 200
     assert predict.status_code == 503
-    assert predict.json()["detail"].startswith("model not ready:")
+    assert predict.json()["detail"].startswith("model not ready (model_invalid)")
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"
-    assert info.status_code == 503
+    assert health.json()["reason"] == "model_invalid"
+    assert info.status_code == 503  # the operator's view says why
+    assert "sha256" in info.json()["detail"]
+    assert "re-export" in info.json()["detail"]
     assert "mnist_model_ready 0.0" in metrics
 
 
@@ -214,15 +216,16 @@ def test_corrupt_model_with_matching_card_is_refused(tmp_path):
     uri = tampered_copy(tmp_path, model=garbage, card=card)
     with running(model_uri=uri) as client:
         ready = client.get("/health/ready")
+        info = client.get("/model-info")
     assert ready.status_code == 503
-    assert "cannot be opened by LiteRT" in ready.json()["detail"]
+    assert "cannot be opened by LiteRT" in info.json()["detail"]
 
 
 def test_invalid_card_is_refused(tmp_path):
     card = json.loads(CARD_FILE.read_text())
     card["input_shape"] = [32, 32, 3]
     with running(model_uri=tampered_copy(tmp_path, card=card)) as client:
-        detail = client.get("/health/ready").json()["detail"]
+        detail = client.get("/model-info").json()["detail"]
     assert "model card" in detail and "input_shape must be [28, 28, 1]" in detail
 
 

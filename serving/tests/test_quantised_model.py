@@ -35,7 +35,7 @@ def test_model_with_an_integer_output_is_refused_with_the_fix(tmp_path: Path):
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     with running(model_uri=str(tmp_path)) as client:
         ready = client.get("/health/ready")
+        detail = client.get("/model-info").json()["detail"]
     assert ready.status_code == 503
-    detail = ready.json()["detail"]
     assert "model output is int8, expected float32" in detail
     assert "dynamic_range" in detail

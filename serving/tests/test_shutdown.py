@@ -100,7 +100,7 @@ def readiness_is_503(probe: httpx.Client) -> bool:
     """One readiness probe (a kept-alive client: a new one costs milliseconds)."""
     response = probe.get("/health/ready")
     if response.status_code == 503:
-        assert response.json() == {"detail": "not ready: shutting down"}
+        assert response.json() == {"detail": "not ready: shutting_down"}
         return True
     return False
 

@@ -10,6 +10,7 @@ import time
 from types import FrameType
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from mnist_serving.core.config import get_settings
 from mnist_serving.core.log_config import logging_config
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+    if settings.metrics_port is not None:
+        # prometheus-client's own HTTP server, in a thread: the API port, which
+        # the Service exposes, then has no /metrics.
+        start_http_server(settings.metrics_port, addr=args.host)
     server = DrainingServer(
         server_config, app.state.holder, settings.shutdown_delay_seconds
     )

@@ -174,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.json_router, max_body_size=effective.max_json_bytes)
     for router in (health.router, info.router, admin.router):
         app.include_router(router)
+    if effective.metrics_port is None:
+        app.include_router(info.metrics_router)
     static = files("mnist_serving") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(ServingMiddleware, max_concurrency=effective.max_concurrency)

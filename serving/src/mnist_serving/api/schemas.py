@@ -90,10 +90,17 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "unavailable"]
     model_loaded: bool
     model_version: str | None
-    reason: str | None
+    reason: str | None = Field(
+        description="Why not ready: model_not_loaded, model_invalid or "
+        "shutting_down; the log says more."
+    )
     service_version: str
     uptime_seconds: float
-    last_reload_error: str | None = None
+    last_reload_failed: bool = Field(
+        default=False,
+        description="The last reload was refused (the served model is unchanged); "
+        "/model-info and the log say why.",
+    )
 
 
 class ReloadResponse(BaseModel):

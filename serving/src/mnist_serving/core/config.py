@@ -127,6 +127,14 @@ class Settings(BaseSettings):
         description="Re-locate the model this often and load a new version; 0 = off.",
     )
 
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (prometheus-client's own server) "
+        "instead of the API port; unset = on the API port.",
+    )
+
     # Quality-assurance review thresholds.
     review_auto_approve: float = Field(default=0.95, gt=0, le=1)
     review_secondary: float = Field(default=0.80, gt=0, le=1)

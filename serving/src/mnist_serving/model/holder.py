@@ -23,7 +23,8 @@ class ModelHolder:
     """
 
     model: DigitModel | None = None
-    reason: str = "model not loaded yet"
+    reason: str = "model not loaded yet"  # the details: log, /model-info, admin
+    reason_code: str = "model_not_loaded"  # what the public probes say
     shutting_down: bool = False
     last_reload_error: str | None = None
 
@@ -33,6 +34,7 @@ class ModelHolder:
             model = load_model(locate_model(settings), settings.batch_threads)
         except ModelLoadError as exc:
             self.reason = str(exc)
+            self.reason_code = "model_invalid"
             log.error("model not loaded: %s", exc, extra={"event": "model_load_failed"})
             MODEL_READY.set(1 if self.model else 0)
             return None
@@ -61,17 +63,23 @@ class ModelHolder:
         self.last_reload_error = error
         if self.model is None:
             self.reason = error
+            self.reason_code = "model_invalid"
 
     def ready_reason(self) -> str | None:
-        """None when ready, else why not."""
+        """None when ready, else a short code (no paths, no error text).
+
+        The public probes answer it; the details are in the log and /model-info.
+        """
         if self.shutting_down:
-            return "shutting down"
+            return "shutting_down"
         if self.model is None:
-            return self.reason
+            return self.reason_code
         return None
 
     def require(self) -> DigitModel:
-        """The model, or a 503 that says why there is none."""
+        """The model, or a 503 with the reason code."""
         if self.model is None:
-            raise ModelUnavailableError(f"model not ready: {self.reason}")
+            raise ModelUnavailableError(
+                f"model not ready ({self.reason_code}); the service log says why"
+            )
         return self.model

@@ -17,15 +17,15 @@ from mnist_serving.api.schemas import (
 )
 
 router = APIRouter(prefix="/health", tags=["health"])
-NOT_READY = {503: {"model": ErrorBody, "description": "Not ready, with the reason."}}
+NOT_READY = {503: {"model": ErrorBody, "description": "Not ready: a reason code."}}
 
 
 @router.get("", responses={503: {"model": HealthResponse}})
 async def health(request: Request, holder: HolderDep) -> HealthResponse:
     """Process and model status in one answer; 503 while not ready.
 
-    `last_reload_error` is why the last reload failed (the model it names is
-    not served), or null.
+    Public, so it says only a reason code; the log and /model-info (behind the
+    API key) say why.
     """
     model = holder.model
     reason = holder.ready_reason()
@@ -36,7 +36,7 @@ async def health(request: Request, holder: HolderDep) -> HealthResponse:
         reason=reason,
         service_version=__version__,
         uptime_seconds=round(time.monotonic() - request.app.state.started, 3),
-        last_reload_error=holder.last_reload_error,
+        last_reload_failed=holder.last_reload_error is not None,
     )
     if reason is not None:
         return JSONResponse(body.model_dump(), status_code=503)  # type: ignore[return-value]
@@ -51,9 +51,9 @@ async def live() -> LiveResponse:
 
 @router.get("/ready", responses=NOT_READY)
 async def ready(holder: HolderDep) -> ReadyResponse:
-    """200 once a verified model is loaded; 503 with the reason otherwise.
+    """200 once a verified model is loaded; 503 with a reason code otherwise.
 
-    Turns 503 ("shutting down") as soon as SIGTERM arrives, while requests are
+    Turns 503 ("shutting_down") as soon as SIGTERM arrives, while requests are
     still served for SHUTDOWN_DELAY_SECONDS.
     """
     reason = holder.ready_reason()
