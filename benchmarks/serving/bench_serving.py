@@ -16,7 +16,8 @@ Prints, for one uvicorn worker:
     plus the package, no test tools; and with the [azure] extra, as in the
     container), unless --skip-size.
 No API keys are set and anonymous callers are not rate-limited (the default),
-so wrk, one client, is not throttled. Audit log lines are written to a file, as in production.
+so wrk, one client, is not throttled. Audit log lines are written to a file,
+as in production.
 --repeat N runs the three wrk measurements N times on the same server and
 prints each figure's range (the machine is shared: single runs are noisy).
 """
@@ -84,7 +85,7 @@ def wrk_script(
     content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
 ) -> Path:
     """A wrk Lua script that POSTs `body` (multipart unless told) to `path`."""
-    name = f"{len(body)}-{content_type.split('/')[0]}"
+    name = f"{len(body)}-{content_type.split('/', maxsplit=1)[0]}"
     body_file = workdir / f"body{name}.bin"
     body_file.write_bytes(body)
     script = workdir / f"post{name}.lua"

@@ -318,7 +318,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32, help="images per batch")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request s")
     parser.add_argument(
-        "--rate-limit", default="", help="RATE_LIMIT_ANONYMOUS, e.g. 600/minute; empty=off"
+        "--rate-limit",
+        default="",
+        help="RATE_LIMIT_ANONYMOUS, e.g. 600/minute; empty=off",
     )
     parser.add_argument("--model-uri", default=str(DEFAULT_MODEL))
     parser.add_argument("--json", type=Path, help="also write the figures here")

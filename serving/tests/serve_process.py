@@ -133,15 +133,19 @@ class Server:
         )
 
 
-def start_server(
+def start_server(  # noqa: PLR0913 - keyword-only options
     workdir: Path,
     env: dict[str, str],
     *,
     port: int | None = None,
     name: str = "server",
     graceful_timeout: int = 10,
+    preexec_fn: Any = None,
 ) -> Server:
-    """Start `mnist-serve` on loopback with `env` added; does not wait."""
+    """Start `mnist-serve` on loopback with `env` added; does not wait.
+
+    `preexec_fn` runs in the child before mnist-serve (e.g. to set rlimits).
+    """
     port = port or free_port()
     log_path = workdir / f"{name}.log"
     base = {"RATE_LIMIT": "", "LOG_LEVEL": "INFO"}
@@ -160,6 +164,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - only setrlimit, no threads yet
         )
     return Server(proc, port, log_path)
 

@@ -111,15 +111,15 @@ def test_png_chunk_flood_behind_a_big_header_is_413_at_once(client_with):
 
 
 def test_many_unknown_keys_get_one_short_error(client):
-    body = json.dumps({f"k{i}": 1 for i in range(200_000)}).encode()
-    assert len(body) < 3 * 1024 * 1024
+    body = json.dumps({f"k{i}": 1 for i in range(40_000)}).encode()
+    assert len(body) < 512 * 1024
     started = time.perf_counter()
     response = client.post(
         "/predict-drawing", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
     assert len(response.content) < 1_000
-    assert "body has 200000 keys" in response.text
+    assert "body has 40000 keys" in response.text
     assert time.perf_counter() - started < 1
 
 

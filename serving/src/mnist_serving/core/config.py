@@ -76,11 +76,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_json_bytes: int = Field(
-        default=3 * 1024 * 1024,
+        default=512 * 1024,
         ge=1024,
-        description="Body limit of the JSON endpoints (a drawing is a few hundred KB).",
+        description="Body limit of the JSON endpoints: a canvas drawing is tens of "
+        "KB, and the JSON is parsed on the event loop; send big images to /predict.",
     )
-    max_base64_chars: int = Field(default=2_000_000, ge=100)
+    max_base64_chars: int = Field(default=500_000, ge=100)
     max_image_pixels: int = Field(default=16_777_216, ge=784)
     max_batch_images: int = Field(default=256, ge=1)
     max_batch_pixels: int = Field(

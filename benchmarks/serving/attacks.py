@@ -1,0 +1,73 @@
+"""Attack figures: each case of serving's attack suite against a real mnist-serve.
+
+Run from the repository root as root (the server runs in a 512 MiB memory
+cgroup with 1024 file descriptors, as the pod does):
+
+    serving/.venv/bin/python benchmarks/serving/attacks.py [--seconds 10]
+
+For each case it prints the attack's status codes, the server's peak RSS, the
+slowest /health/live answer, and the legitimate client's requests/s beside a
+baseline run with no attack (target: >= 90% of it). A fresh server per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+TESTS = Path(__file__).resolve().parents[2] / "serving" / "tests"
+sys.path.insert(0, str(TESTS))
+
+from attack_cases import CASES, send  # noqa: E402
+from attack_harness import measure, pod_server  # noqa: E402
+
+KEY = "attack-benchmark-key-0123456789"
+MODEL = str(TESTS / "fixtures" / "model" / "mnist_cnn.tflite")
+
+
+def main() -> None:
+    """Measure a baseline, then every case, each on a fresh server."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    args = parser.parse_args()
+    sample = np.load(TESTS / "fixtures" / "mnist_test_sample.npz")
+    buffer = io.BytesIO()
+    Image.fromarray(sample["images"][0]).save(buffer, "PNG")
+    image = buffer.getvalue()
+    env = {"MODEL_URI": MODEL, "API_KEYS": KEY, "RATE_LIMIT": ""}
+    with tempfile.TemporaryDirectory() as tmp:
+        with pod_server(Path(tmp), env) as server:
+            base = measure(server, None, image, args.seconds, api_key=KEY)
+        print(
+            f"{'baseline':<20} legit {base.legit_rps:7.1f} req/s, peak RSS "
+            f"{base.peak_rss_mib:5.1f} MiB, /health/live max {base.live_max_ms:6.1f} ms"
+        )
+        for name in args.case or sorted(CASES):
+            requests = CASES[name]()
+            with pod_server(Path(tmp), env) as server:
+                figures = measure(
+                    server,
+                    lambda url, r=requests: send(url, r, KEY),
+                    image,
+                    args.seconds,
+                    api_key=KEY,
+                )
+            share = figures.legit_rps / base.legit_rps if base.legit_rps else 0.0
+            statuses = ", ".join(f"{k} x{v}" for k, v in sorted(figures.attack.items()))
+            print(
+                f"{name:<20} attack {statuses}; peak RSS {figures.peak_rss_mib:5.1f} "
+                f"MiB; /health/live max {figures.live_max_ms:6.1f} ms; legit "
+                f"{figures.legit_rps:7.1f} req/s ({share:.0%} of baseline), "
+                f"{len(figures.legit_failed)} failed"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The attacks of the attack suite: small requests meant to cost the server a lot.
+
+Each case builds its requests up front (so building them costs no time while
+the server is measured); `send` posts them and returns the status codes, a
+connection the server closed counting as 0. Attacks come from 127.0.0.2 with a
+valid API key (a paying client gone rogue), so that per-address limits tell
+them from the legitimate client on 127.0.0.1; only key_guessing has no key.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw
+
+ATTACKER = "127.0.0.2"
+CLOSED = 0
+
+
+Request = dict[str, Any]
+
+
+def send(url: str, requests: list[Request], api_key: str) -> list[int]:
+    """POST each request from ATTACKER with `api_key` unless it has its own."""
+    statuses = []
+    transport = httpx.HTTPTransport(local_address=ATTACKER)
+    with httpx.Client(transport=transport, timeout=30) as client:
+        for request in requests:
+            options = {k: v for k, v in request.items() if k != "path"}
+            options["headers"] = {"X-API-Key": api_key, **options.get("headers", {})}
+            try:
+                response = client.post(url + request["path"], **options)
+                statuses.append(response.status_code)
+            except httpx.HTTPError:
+                statuses.append(CLOSED)
+    return statuses
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _raw(data: bytes, kind: str = "png") -> Request:
+    return {
+        "path": "/predict",
+        "content": data,
+        "headers": {"content-type": f"image/{kind}"},
+    }
+
+
+def thin_images() -> list[Request]:
+    """40 one-pixel-high PNGs of distinct widths (once: 905 MB resident)."""
+    requests = []
+    for index in range(40):
+        image = Image.new("L", (262_144 - index, 1), 0)
+        image.putpixel((1000, 0), 255)
+        requests.append(_raw(_png(image)))
+    return requests
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def png_chunk_flood() -> list[Request]:
+    """A 5000x5000 header followed by 400,000 empty ancillary chunks (4.8 MB)."""
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"teXt", b"") * 400_000
+    )
+    return [_raw(data) for _ in range(3)]
+
+
+def jpeg_scan_bomb() -> list[Request]:
+    """A 512x512 progressive JPEG whose last scan repeats until the body is ~4 MB."""
+    image = Image.new("L", (512, 512), 255)
+    ImageDraw.Draw(image).line((100, 100, 400, 400), fill=0, width=30)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    scan = data[data.rindex(b"\xff\xda") : -2]
+    bomb = data[:-2] + scan * (4_000_000 // len(scan)) + data[-2:]
+    return [_raw(bomb, "jpeg") for _ in range(3)]
+
+
+def json_key_flood() -> list[Request]:
+    """Drawing bodies of 500,000 unknown keys (4.9 MB) and 40,000 (0.5 MB)."""
+    requests = []
+    for keys in (500_000, 40_000):
+        body = json.dumps({f"k{i}": 1 for i in range(keys)}).encode()
+        requests.append(
+            {
+                "path": "/predict-drawing",
+                "content": body,
+                "headers": {"content-type": "application/json"},
+            }
+        )
+    return requests
+
+
+def nested_json() -> list[Request]:
+    """JSON nested 200,000 deep (RecursionError in the parser)."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    headers = {"content-type": "application/json"}
+    return [{"path": "/predict-drawing", "content": body, "headers": headers}]
+
+
+def batch_amplification() -> list[Request]:
+    """150 4096x4096 PNGs in one batch, a few MB for 2.5 billion pixels."""
+    big = Image.new("L", (4096, 4096), 0)
+    ImageDraw.Draw(big).line((0, 0, 4095, 4095), fill=255, width=40)
+    data = _png(big)
+    files = [("files", (f"b{i}.png", data, "image/png")) for i in range(150)]
+    return [{"path": "/predict-batch", "files": files}]
+
+
+def big_rgba() -> list[Request]:
+    """The largest allowed image, 4096x4096 RGBA: a valid request, at its cost.
+
+    It may be answered (200); what matters is the memory it takes.
+    """
+    rgba = Image.new("RGBA", (4096, 4096), (255, 255, 255, 0))
+    ImageDraw.Draw(rgba).line((0, 4095, 4095, 0), fill=(0, 0, 0, 255), width=60)
+    return [_raw(_png(rgba))]
+
+
+def key_guessing() -> list[Request]:
+    """200 wrong API keys in a row."""
+    image = _png(Image.fromarray(np.eye(28, dtype=np.uint8) * 255))
+    requests = [
+        {
+            **_raw(image),
+            "headers": {"content-type": "image/png", "X-API-Key": f"guess-{i:016d}"},
+        }
+        for i in range(200)
+    ]
+    return requests
+
+
+# The answers each case may get; every other case must get only 4xx.
+ALLOWED: dict[str, set[int]] = {"big_rgba": {200}}
+CASES: dict[str, Callable[[], list[Request]]] = {
+    "thin_images": thin_images,
+    "png_chunk_flood": png_chunk_flood,
+    "jpeg_scan_bomb": jpeg_scan_bomb,
+    "json_key_flood": json_key_flood,
+    "nested_json": nested_json,
+    "batch_amplification": batch_amplification,
+    "big_rgba": big_rgba,
+    "key_guessing": key_guessing,
+}

@@ -1,0 +1,58 @@
+"""The attack suite: each costly request against a real mnist-serve with the pod's
+limits (a 512 MiB memory cgroup, 1024 file descriptors).
+
+For every case the attack gets only 4xx answers, the server's peak RSS stays
+below 400 MiB, /health/live answers within 200 ms throughout, and a
+legitimate client running alongside gets only 200s. Its throughput, next to a
+baseline, is printed by benchmarks/serving/attacks.py (timing assertions do
+not belong in tests on a shared machine).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from attack_cases import ALLOWED, CASES, send
+from attack_harness import CGROUP_ROOT, measure, pod_server
+from conftest import KEY_A, png
+
+pytestmark = [pytest.mark.attack, pytest.mark.reliability]
+MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
+SECONDS = 3.0
+MAX_RSS_MIB = 400
+MAX_LIVE_MS = 200
+
+
+@pytest.fixture
+def server(tmp_path_factory):
+    """A fresh server per case, so that each case's peak RSS is its own."""
+    if os.geteuid() != 0 or not CGROUP_ROOT.is_dir():
+        pytest.fail(
+            "the attack suite caps mnist-serve's memory with a cgroup: run it as "
+            "root on a machine with the cgroup v1 memory controller (make test does)"
+        )
+    env = {"MODEL_URI": MODEL, "API_KEYS": KEY_A, "RATE_LIMIT": ""}
+    with pod_server(tmp_path_factory.mktemp("attack"), env) as running:
+        yield running
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_attack_costs_little(server, sample, case):
+    image = png(sample["images"][0])
+    requests = CASES[case]()  # built before the clock starts
+
+    def attack(url: str) -> list[int]:
+        return send(url, requests, KEY_A)
+
+    figures = measure(server, attack, image, SECONDS, api_key=KEY_A)
+    assert figures.attack, "the attack sent nothing"
+    allowed = ALLOWED.get(case, set(range(400, 500)))
+    assert set(figures.attack) <= allowed, figures.attack
+    assert figures.peak_rss_mib < MAX_RSS_MIB, figures
+    assert figures.live_failures == 0, figures
+    assert figures.live_max_ms < MAX_LIVE_MS, figures
+    assert figures.legit_failed == [], figures.legit_failed[:5]
+    assert figures.legit_ok > 0
