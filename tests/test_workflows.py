@@ -107,3 +107,15 @@ def test_train_runs_weekly_and_on_demand_with_oidc_only() -> None:
         s.get("uses", "").startswith("actions/upload-artifact@")
         for s in steps(workflow)
     )
+
+
+def test_deploy_pins_the_proxy_image_the_manifests_name() -> None:
+    """deploy.yml pins by digest the same nginx tag as k8s/base/kustomization.yaml."""
+    kustomization = yaml.safe_load((ROOT / "k8s/base/kustomization.yaml").read_text())
+    (proxy,) = [i for i in kustomization["images"] if i["name"] == "nginx-unprivileged"]
+    deploy = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())
+    steps = [s for job in deploy["jobs"].values() for s in job["steps"]]
+    images = [
+        s["env"]["PROXY_IMAGE"] for s in steps if "PROXY_IMAGE" in s.get("env", {})
+    ]
+    assert images == [f"{proxy['newName']}:{proxy['newTag']}"]

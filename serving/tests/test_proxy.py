@@ -1,0 +1,193 @@
+"""The pod's nginx in front of a real mnist-serve: the attacks that need no key.
+
+Header floods, half-sent headers, slow bodies and a client holding many
+connections are the proxy's to stop (uvicorn has no limits or timeouts for
+them); each is run here against the very nginx.conf of k8s/base/proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import png
+from proxy import running_proxy
+from serve_process import free_port, running_server
+
+pytestmark = [pytest.mark.attack, pytest.mark.reliability]
+MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
+ATTACKER = "127.0.0.2"
+HEADER_TIMEOUT = 5  # client_header_timeout and client_body_timeout of nginx.conf
+
+
+@pytest.fixture(scope="module")
+def pod(tmp_path_factory):
+    """(proxy URL, server) as in the pod: nginx on one port, mnist-serve behind."""
+    tmp = tmp_path_factory.mktemp("pod")
+    with running_server(tmp, {"MODEL_URI": MODEL}) as server:
+        port = free_port()
+        with running_proxy(tmp / "nginx", port, server.port):
+            yield f"http://127.0.0.1:{port}", server
+
+
+def attacker_socket(url: str) -> socket.socket:
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.create_connection(
+        ("127.0.0.1", port), timeout=30, source_address=(ATTACKER, 0)
+    )
+    return sock
+
+
+def status_of(sock: socket.socket) -> int | None:
+    """The status code nginx answered, or None when it just closed."""
+    try:
+        head = sock.recv(64)
+    except (ConnectionResetError, TimeoutError):
+        return None
+    return int(head.split()[1]) if head.startswith(b"HTTP/") else None
+
+
+def in_flight(server) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith("mnist_http_requests_in"))
+    return float(line.split()[-1])
+
+
+def test_predictions_pass_through(pod, sample):
+    url, _ = pod
+    response = httpx.post(
+        f"{url}/predict",
+        content=png(sample["images"][0]),
+        headers={"content-type": "image/png"},
+    )
+    assert response.status_code == 200
+    assert response.json()["digit"] == sample["labels"][0]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"X-Big: " + b"a" * (20 * 1024 * 1024) + b"\r\n",  # one 20 MiB header
+        b"".join(b"X-%d: a\r\n" % i for i in range(100_000)),  # 100,000 headers
+    ],
+    ids=["20-MiB-header", "100k-headers"],
+)
+def test_header_floods_are_refused_without_a_key(pod, headers):
+    url, server = pod
+    rss_before = rss_mib(server.proc.pid)
+    sock = attacker_socket(url)
+    started = time.monotonic()
+    try:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # nginx answered and closed before the flood was sent
+    status = status_of(sock)
+    sock.close()
+    assert status in (400, 414, 431, None)
+    assert time.monotonic() - started < 5
+    assert rss_mib(server.proc.pid) - rss_before < 5  # the app never saw it
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_half_sent_headers_are_closed_and_others_are_served(pod, sample):
+    url, _ = pod
+    socks = []
+    for _ in range(300):
+        sock = attacker_socket(url)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        socks.append(sock)
+    image = png(sample["images"][0])
+    served = [
+        httpx.post(
+            f"{url}/predict", content=image, headers={"content-type": "image/png"}
+        ).status_code
+        for _ in range(20)
+    ]
+    time.sleep(HEADER_TIMEOUT + 1.5)
+    closed = 0
+    for sock in socks:
+        sock.settimeout(1)
+        try:
+            closed += sock.recv(1) == b""
+        except (ConnectionResetError, TimeoutError):
+            closed += 1
+        sock.close()
+    assert served == [200] * 20
+    assert closed == len(socks)
+
+
+def test_slow_bodies_never_reach_the_app_and_are_cut(pod, sample):
+    url, server = pod
+    socks = []
+    for _ in range(50):  # within one client's share (the next test goes past it)
+        sock = attacker_socket(url)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n\x89PNG"
+        )
+        socks.append(sock)
+    stop = threading.Event()
+    peak = [0.0]
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], in_flight(server))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    image = png(sample["images"][0])
+    served = [
+        httpx.post(
+            f"{url}/predict", content=image, headers={"content-type": "image/png"}
+        ).status_code
+        for _ in range(20)
+    ]
+    time.sleep(HEADER_TIMEOUT + 1.5)
+    stop.set()
+    watcher.join()
+    statuses = [status_of(sock) for sock in socks]
+    for sock in socks:
+        sock.close()
+    assert served == [200] * 20
+    assert peak[0] <= 1  # only the legitimate request: slow bodies wait in nginx
+    assert set(statuses) <= {408, None}  # nginx gives up on each after the timeout
+
+
+def test_one_client_gets_only_its_share_of_connections(pod, sample):
+    url, _ = pod
+    socks = []
+    for _ in range(100):  # 100 requests whose bodies never finish
+        sock = attacker_socket(url)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n\x89PNG"
+        )
+        socks.append(sock)
+    time.sleep(0.5)
+    refused = 0
+    for sock in socks:
+        sock.settimeout(0.05)
+        try:
+            refused += sock.recv(12).startswith(b"HTTP/1.1 429")
+        except TimeoutError:
+            pass
+    image = png(sample["images"][0])
+    other = httpx.post(
+        f"{url}/predict", content=image, headers={"content-type": "image/png"}
+    )
+    for sock in socks:
+        sock.close()
+    assert refused == 100 - 64  # limit_conn perclient 64
+    assert other.status_code == 200  # another client is unaffected
