@@ -43,6 +43,19 @@ def attacker_socket(url: str) -> socket.socket:
     return sock
 
 
+def slow_bodies(url: str, count: int) -> list[socket.socket]:
+    """`count` requests that announce 100,000 bytes and send 4 of them."""
+    socks = []
+    for _ in range(count):
+        sock = attacker_socket(url)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n\x89PNG"
+        )
+        socks.append(sock)
+    return socks
+
+
 def status_of(sock: socket.socket) -> int | None:
     """The status code nginx answered, or None when it just closed."""
     try:
@@ -129,14 +142,7 @@ def test_half_sent_headers_are_closed_and_others_are_served(pod, sample):
 
 def test_slow_bodies_never_reach_the_app_and_are_cut(pod, sample):
     url, server = pod
-    socks = []
-    for _ in range(50):  # within one client's share (the next test goes past it)
-        sock = attacker_socket(url)
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 100000\r\n\r\n\x89PNG"
-        )
-        socks.append(sock)
+    socks = slow_bodies(url, 50)  # within one client's share (next test: past it)
     stop = threading.Event()
     peak = [0.0]
 
@@ -167,14 +173,7 @@ def test_slow_bodies_never_reach_the_app_and_are_cut(pod, sample):
 
 def test_one_client_gets_only_its_share_of_connections(pod, sample):
     url, _ = pod
-    socks = []
-    for _ in range(100):  # 100 requests whose bodies never finish
-        sock = attacker_socket(url)
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 100000\r\n\r\n\x89PNG"
-        )
-        socks.append(sock)
+    socks = slow_bodies(url, 100)
     time.sleep(0.5)
     refused = 0
     for sock in socks:

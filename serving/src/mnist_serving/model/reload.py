@@ -17,10 +17,9 @@ import anyio.to_thread
 from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import ModelLoadError, ReloadFailedError
 from mnist_serving.core.metrics import RELOADS
-from mnist_serving.model.card import CardError, parse_card
 from mnist_serving.model.holder import ModelHolder
 from mnist_serving.model.location import locate_model
-from mnist_serving.model.runtime import DigitModel, load_model
+from mnist_serving.model.runtime import DigitModel, load_model, read_card
 
 log = logging.getLogger(__name__)
 Trigger = Literal["admin", "poll"]
@@ -46,15 +45,7 @@ def fetch_if_changed(
     """
     location = locate_model(settings)
     if current is not None:
-        try:
-            raw = location.store.read_bytes(location.card_path)
-        except OSError as exc:
-            msg = f"cannot read model card {location.card_uri}: {exc}"
-            raise ModelLoadError(msg) from exc
-        try:
-            card = parse_card(raw, location.card_uri)
-        except CardError as exc:
-            raise ModelLoadError(str(exc)) from exc
+        card = read_card(location)
         version = location.version or card.version
         if version == current.version and card.model_sha256 == current.sha256:
             return None

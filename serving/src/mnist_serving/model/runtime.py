@@ -113,18 +113,27 @@ class DigitModel:
         }
 
 
-def load_model(location: ModelLocation, batch_threads: int = 1) -> DigitModel:
-    """Read, verify (sha256 against the card) and open one model version."""
+def read_card(location: ModelLocation) -> ModelCard:
+    """The location's card, read and validated; ModelLoadError says what failed."""
     try:
-        content = location.store.read_bytes(location.model_path)
-        card_raw = location.store.read_bytes(location.card_path)
+        raw = location.store.read_bytes(location.card_path)
     except OSError as exc:
-        msg = f"cannot read {location.model_uri} or its card: {exc}"
+        msg = f"cannot read model card {location.card_uri}: {exc}"
         raise ModelLoadError(msg) from exc
     try:
-        card = parse_card(card_raw, location.card_uri)
+        return parse_card(raw, location.card_uri)
     except CardError as exc:
         raise ModelLoadError(str(exc)) from exc
+
+
+def load_model(location: ModelLocation, batch_threads: int = 1) -> DigitModel:
+    """Read, verify (sha256 against the card) and open one model version."""
+    card = read_card(location)
+    try:
+        content = location.store.read_bytes(location.model_path)
+    except OSError as exc:
+        msg = f"cannot read model {location.model_uri}: {exc}"
+        raise ModelLoadError(msg) from exc
     digest = hashlib.sha256(content).hexdigest()
     if digest != card.model_sha256:
         msg = (
