@@ -54,12 +54,17 @@ class ModelParams(Strict):
 
 
 class AugmentationParams(Strict):
-    """Random affine distortions of the training images (off in the seed config)."""
+    """Random distortions of the training images (off in the seed config)."""
 
     enabled: bool = False
     rotation_degrees: float = Field(10.0, ge=0, le=45)
     zoom: float = Field(0.1, ge=0, lt=1)
     translation: float = Field(0.1, ge=0, lt=1)
+    shear: float = Field(0.0, ge=0, le=1)
+    elastic_pixels: float = Field(0.0, ge=0, le=5)
+    elastic_grid: int = Field(4, ge=2, le=28)
+    stroke_thin: float = Field(0.0, ge=0, le=1)
+    stroke_thicken: float = Field(0.0, ge=0, le=2)
 
 
 class EarlyStoppingParams(Strict):

@@ -1,25 +1,102 @@
-"""Random affine distortions of training batches (rotation, zoom, shift)."""
+"""Random distortions of training batches that model how people write and scan.
+
+One pass per batch, all TensorFlow ops (no Python per image): stroke width
+(a blend towards a dilated or eroded digit), then a single resampling through
+a warp that combines rotation, shear (slant), scale per axis, translation and a
+smooth elastic displacement field. Randomness comes from the batch's own seed
+(stateless ops), so the batches are the same for a seed whatever the
+parallelism of the input pipeline. Each digit's ink is finally stretched to peak
+at 1, as serving's preprocessing does.
+"""
 
 from __future__ import annotations
 
-import keras
+import math
+
+import tensorflow as tf
 
 from mnist_mlops.params import AugmentationParams
 
-DEGREES_PER_TURN = 360.0
+SIDE = 28
+MIN_PEAK = 0.1  # a digit fainter than this after erosion is left as it is
 
 
-def build_augmenter(cfg: AugmentationParams, seed: int) -> keras.Sequential:
-    """Keras preprocessing layers applied to training batches only."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomRotation(
-                cfg.rotation_degrees / DEGREES_PER_TURN, fill_mode="constant", seed=seed
-            ),
-            keras.layers.RandomZoom(cfg.zoom, fill_mode="constant", seed=seed + 1),
-            keras.layers.RandomTranslation(
-                cfg.translation, cfg.translation, fill_mode="constant", seed=seed + 2
-            ),
-        ],
-        name="augmenter",
+def _stream(seed: tf.Tensor, k: int) -> tf.Tensor:
+    """Seed of the batch's `k`-th independent random stream."""
+    return seed + tf.constant([0, k], seed.dtype)
+
+
+def _uniform(seed: tf.Tensor, k: int, shape: tf.Tensor, bound: float) -> tf.Tensor:
+    """Stateless uniform in [-bound, bound], stream `k` of the batch seed."""
+    return tf.random.stateless_uniform(shape, _stream(seed, k), -bound, bound)
+
+
+def stroke_width(x: tf.Tensor, amount: tf.Tensor) -> tf.Tensor:
+    """Thicken (amount > 0) or thin (< 0) strokes: a blend towards a 3x3 dilation
+    (twice for amount > 1) or erosion; amount per image, shape (B, 1, 1, 1)."""
+    dilated = tf.nn.max_pool2d(x, 3, 1, "SAME")
+    twice = tf.nn.max_pool2d(dilated, 3, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-x, 3, 1, "SAME")
+    grow = tf.clip_by_value(amount, 0.0, 1.0)
+    more = tf.clip_by_value(amount - 1.0, 0.0, 1.0)
+    shrink = tf.clip_by_value(-amount, 0.0, 1.0)
+    thick = x + grow * (dilated - x) + more * (twice - dilated)
+    return thick + shrink * (eroded - x)
+
+
+def _bilinear(x: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
+    """Sample (B, 28, 28, 1) images at fractional (B, 28, 28) positions; 0 outside."""
+    padded = tf.pad(x[..., 0], [[0, 0], [1, 1], [1, 1]])
+    rows = tf.clip_by_value(rows + 1.0, 0.0, SIDE + 1.0)
+    cols = tf.clip_by_value(cols + 1.0, 0.0, SIDE + 1.0)
+    r0, c0 = tf.floor(rows), tf.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    r0 = tf.clip_by_value(tf.cast(r0, tf.int32), 0, SIDE)
+    c0 = tf.clip_by_value(tf.cast(c0, tf.int32), 0, SIDE)
+    flat = tf.reshape(padded, [tf.shape(x)[0], -1])
+    width = SIDE + 2
+
+    def at(r: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+        return tf.gather(flat, r * width + c, batch_dims=1)
+
+    top = at(r0, c0) * (1 - fc) + at(r0, c0 + 1) * fc
+    bottom = at(r0 + 1, c0) * (1 - fc) + at(r0 + 1, c0 + 1) * fc
+    return (top * (1 - fr) + bottom * fr)[..., None]
+
+
+def warp(x: tf.Tensor, cfg: AugmentationParams, seed: tf.Tensor) -> tf.Tensor:
+    """Rotation, shear, per-axis scale, translation and elastic field, in one pass."""
+    batch = tf.shape(x)[0]
+    one = tf.stack([batch, 1, 1])
+    angle = _uniform(seed, 1, one, math.radians(cfg.rotation_degrees))
+    shear = _uniform(seed, 2, one, cfg.shear)
+    scale = 1.0 + _uniform(seed, 3, tf.stack([batch, 2, 1, 1]), cfg.zoom)
+    shift = _uniform(seed, 4, tf.stack([batch, 2, 1, 1]), cfg.translation * SIDE)
+    coarse = tf.random.stateless_normal(
+        tf.stack([batch, cfg.elastic_grid, cfg.elastic_grid, 2]), _stream(seed, 5)
     )
+    field = tf.image.resize(coarse, [SIDE, SIDE], "bicubic") * cfg.elastic_pixels
+    centre = (SIDE - 1) / 2
+    grid = tf.range(SIDE, dtype=tf.float32) - centre
+    y, x_ = grid[None, :, None], grid[None, None, :]
+    # Output pixel -> source pixel: the inverse of scale, then shear, then rotate.
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    yr, xr = cos * y + sin * x_, -sin * y + cos * x_
+    xs = xr + shear * yr
+    rows = yr / scale[:, 0] + centre - shift[:, 0] + field[..., 0]
+    cols = xs / scale[:, 1] + centre - shift[:, 1] + field[..., 1]
+    return _bilinear(x, rows, cols)
+
+
+def augment(x: tf.Tensor, cfg: AugmentationParams, seed: tf.Tensor) -> tf.Tensor:
+    """A training batch (B, 28, 28, 1) in [0, 1], distorted; `seed` is int32 (2,)."""
+    amount = tf.random.stateless_uniform(
+        tf.stack([tf.shape(x)[0], 1, 1, 1]),
+        _stream(seed, 6),
+        -cfg.stroke_thin,
+        cfg.stroke_thicken,
+    )
+    warped = tf.clip_by_value(warp(stroke_width(x, amount), cfg, seed), 0.0, 1.0)
+    # Serving stretches every digit's ink to peak at 1; an eroded digit too.
+    peak = tf.reduce_max(warped, axis=[1, 2, 3], keepdims=True)
+    return warped / tf.maximum(peak, MIN_PEAK)

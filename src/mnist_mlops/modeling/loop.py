@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mnist_mlops.params import TrainingParams
 
-from .augment import build_augmenter
+from .augment import augment
 from .cnn import build_model
 
 logger = logging.getLogger(__name__)
@@ -38,18 +38,29 @@ def predict_proba(model: keras.Model, images: np.ndarray) -> np.ndarray:
     )
 
 
+def validation_split(
+    x: np.ndarray, y: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_fit, y_fit, x_val, y_val): the last `fraction` of the rows is validation."""
+    n_val = max(1, round(len(x) * fraction))
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+
+
 def _dataset(
     x: np.ndarray, y: np.ndarray, cfg: TrainingParams, global_batch: int
 ) -> tf.data.Dataset:
     data = tf.data.Dataset.from_tensor_slices((x, y))
     data = data.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-    data = data.batch(global_batch)
     if cfg.augmentation.enabled:
-        augmenter = build_augmenter(cfg.augmentation, cfg.seed)
+        # One random seed per image, new each epoch; a batch uses its first one.
+        seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
+        data = tf.data.Dataset.zip(data, seeds.batch(2)).batch(global_batch)
         data = data.map(
-            lambda a, b: (augmenter(a, training=True), b),
+            lambda xy, s: (augment(xy[0], cfg.augmentation, s[0]), xy[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    else:
+        data = data.batch(global_batch)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -105,8 +116,7 @@ def train(
     """Train the CNN with early stopping on a held-out validation slice."""
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
-    n_val = max(1, round(len(x) * cfg.validation_fraction))
-    x_fit, y_fit, x_val, y_val = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    x_fit, y_fit, x_val, y_val = validation_split(x, y, cfg.validation_fraction)
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model(cfg.model)

@@ -1,0 +1,61 @@
+"""Training-batch distortions: shapes, range, determinism, identity when off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from mnist_mlops.modeling.augment import augment, stroke_width
+from mnist_mlops.params import AugmentationParams
+from mnist_mlops.pipelines.data_processing.nodes import normalize
+
+STRONG = AugmentationParams(
+    enabled=True,
+    rotation_degrees=10,
+    zoom=0.1,
+    translation=0.06,
+    shear=0.25,
+    elastic_pixels=0.8,
+    stroke_thin=0.5,
+    stroke_thicken=1.0,
+)
+
+
+@pytest.fixture(scope="module")
+def batch(sample_table: pd.DataFrame) -> tf.Tensor:
+    images, _ = normalize(sample_table.head(32))
+    return tf.constant(images)
+
+
+def test_only_the_peak_stretch_when_every_range_is_zero(batch: tf.Tensor) -> None:
+    off = AugmentationParams(enabled=True, rotation_degrees=0, zoom=0, translation=0)
+    out = augment(batch, off, tf.constant([1, 2], tf.int64)).numpy()
+    images = batch.numpy()
+    stretched = images / images.max(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(out, stretched, atol=1e-6)
+
+
+def test_distortions_keep_shape_range_and_peak(batch: tf.Tensor) -> None:
+    out = augment(batch, STRONG, tf.constant([3, 4], tf.int64)).numpy()
+    assert out.shape == batch.shape
+    assert out.min() >= 0
+    np.testing.assert_allclose(out.max(axis=(1, 2, 3)), 1.0, atol=1e-6)
+    assert np.abs(out - batch.numpy()).mean() > 0.01  # it does distort
+
+
+def test_same_seed_same_batch(batch: tf.Tensor) -> None:
+    seed = tf.constant([5, 6], tf.int64)
+    np.testing.assert_array_equal(
+        augment(batch, STRONG, seed).numpy(), augment(batch, STRONG, seed).numpy()
+    )
+    other = augment(batch, STRONG, tf.constant([5, 7], tf.int64)).numpy()
+    assert not np.array_equal(other, augment(batch, STRONG, seed).numpy())
+
+
+def test_stroke_width_thickens_and_thins(batch: tf.Tensor) -> None:
+    ones = tf.ones((batch.shape[0], 1, 1, 1))
+    ink = tf.reduce_sum(batch).numpy()
+    assert tf.reduce_sum(stroke_width(batch, ones)).numpy() > 1.5 * ink
+    assert tf.reduce_sum(stroke_width(batch, -ones)).numpy() < 0.7 * ink
