@@ -23,6 +23,10 @@ class ParityError(MnistMlopsError):
     """The exported LiteRT model does not agree with the Keras model."""
 
 
+class CalibrationError(MnistMlopsError):
+    """The model's confidence cannot be calibrated (its logits are not reachable)."""
+
+
 class RawFileError(DataValidationError, DatasetError):
     """The raw file cannot be parsed: truncated, ragged rows or binary bytes.
 

@@ -87,6 +87,28 @@ class ExportParams(Strict):
     quantization: Literal["none", "dynamic_range"] = "dynamic_range"
 
 
+class CalibrationParams(Strict):
+    """Temperature scaling fitted on the validation slice, and how it is measured."""
+
+    enabled: bool = True
+    ece_bins: int = Field(15, ge=2)
+
+
+class ReviewBandParams(Strict):
+    """Serving's review thresholds (its REVIEW_AUTO_APPROVE, REVIEW_SECONDARY)."""
+
+    auto_approved: float = Field(0.95, gt=0, le=1)
+    secondary_verification: float = Field(0.80, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReviewBandParams:
+        if self.secondary_verification >= self.auto_approved:
+            raise ValueError(
+                "review_bands.secondary_verification must be below auto_approved"
+            )
+        return self
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -102,6 +124,8 @@ class TrainingParams(Strict):
     distributed: DistributedParams = DistributedParams()
     export: ExportParams = ExportParams()
     min_parity_agreement: float = Field(0.999, gt=0, le=1)
+    calibration: CalibrationParams = CalibrationParams()
+    review_bands: ReviewBandParams = ReviewBandParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
 

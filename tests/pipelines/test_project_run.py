@@ -22,6 +22,12 @@ TRACKED_METRICS = {
     "test_accuracy",
     "test_loss",
     "official_test_accuracy",
+    "drawn_test_accuracy",
+    "ece_official_before",
+    "ece_official_after",
+    "ece_drawn_before",
+    "ece_drawn_after",
+    "drawn_auto_approved_error_rate",
     "average_confidence",
     "per_class_accuracy_0",
     "train_loss",
@@ -62,6 +68,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "metrics",
         "confusion_matrix",
         "training_curves",
+        "x_drawn_test",
+        "calibration",
+        "drawn_examples",
     } <= set(persisted)
     assert [name for name in persisted if not catalog.exists(name)] == []
 
@@ -84,6 +93,10 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert (
         card["metrics"]["official_test_accuracy"] == metrics["official_test_accuracy"]
     )
+    assert metrics["drawn_test_samples"] == 300
+    assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
+    assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert card["calibration"]["baked_into_model"] is True
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     run = client.get_run(card["mlflow_run_id"])
@@ -95,6 +108,8 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "parity_report.json",
         "confusion_matrix.png",
         "training_curves.png",
+        "drawn_examples.png",
+        "calibration.json",
         "model",
     } <= artifacts
     logged = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))

@@ -18,8 +18,11 @@ from mnist_mlops.pipelines.data_processing.nodes import normalize
 from mnist_mlops.pipelines.training.nodes import (
     build_model_card,
     check_parity,
+    collect_metrics,
+    evaluate_drawn,
     evaluate_model,
     export_model,
+    fit_calibration,
     report_training,
     train_model,
 )
@@ -133,9 +136,13 @@ def test_augmented_training_runs_with_the_same_code(arrays) -> None:
 @pytest.mark.slow
 def test_evaluate_export_parity_and_card(trained, arrays) -> None:
     model, _ = trained
-    metrics, scalars, figure, probs = evaluate_model(
+    metrics, figure, probs = evaluate_model(
         model, arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"]
     )
+    drawn, _ = evaluate_drawn(
+        model, arrays["x_off"], arrays["y_off"], {"temperature": 1.0}, {}
+    )
+    metrics, scalars = collect_metrics(metrics, drawn, {})
     for key in (
         "test_accuracy",
         "test_loss",
@@ -186,7 +193,7 @@ def test_evaluate_export_parity_and_card(trained, arrays) -> None:
 def test_dynamic_range_export_is_smaller_float_io_and_agrees(trained, arrays) -> None:
     model, _ = trained
     official = (arrays["x_off"], arrays["y_off"])
-    metrics, _, _, probs = evaluate_model(
+    metrics, _, probs = evaluate_model(
         model, arrays["x_test"], arrays["y_test"], *official
     )
     plain = export_model(model, {"export": {"quantization": "none"}})
@@ -214,3 +221,62 @@ def test_unknown_quantization_is_refused_with_the_choices() -> None:
     expected = r"export\.quantization: .*'dynamic_range'"
     with pytest.raises(ParameterError, match=expected):
         export_model(keras.Sequential(), {"export": {"quantization": "int4"}})
+
+
+@pytest.mark.slow
+def test_calibration_is_fitted_reported_and_baked_into_the_export(
+    trained, arrays
+) -> None:
+    model, _ = trained
+    calibration = fit_calibration(model, arrays["x_train"], arrays["y_train"], FAST)
+    assert calibration["method"] == "temperature_scaling"
+    assert calibration["validation_samples"] == 150  # the last 10% of 1,500 rows
+    assert calibration["validation_nll_after"] <= calibration["validation_nll_before"]
+    temperature = calibration["temperature"]
+    assert temperature != pytest.approx(1.0, abs=1e-3)
+
+    data = (arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"])
+    metrics, _, probs = evaluate_model(model, *data, calibration, {})
+    raw, _, raw_probs = evaluate_model(model, *data)
+    assert metrics["official_test_accuracy"] == raw["official_test_accuracy"]
+    assert metrics["ece_official_before"] == raw["ece_official_after"]
+    assert not np.allclose(probs, raw_probs)
+    bands = metrics["review_bands_official"]
+    assert sum(b["count"] for b in bands.values()) == len(arrays["y_off"])
+
+    params = {"export": {"quantization": "none"}}
+    model_bytes = export_model(model, params, calibration)
+    np.testing.assert_allclose(
+        litert_predict(model_bytes, arrays["x_test"]), probs, atol=1e-4
+    )
+    parity = check_parity(
+        model_bytes, probs, arrays["x_test"], arrays["x_off"], arrays["y_off"], params
+    )
+    assert parity["argmax_agreement"] >= 0.999
+
+    drawn, figure = evaluate_drawn(
+        model, arrays["x_off"], arrays["y_off"], calibration, {}
+    )
+    assert drawn["drawn_test_accuracy"] == metrics["official_test_accuracy"]
+    assert figure.axes
+    metrics, scalars = collect_metrics(metrics, drawn, {})
+    assert set(metrics["review_bands"]) == {"thresholds", "official", "drawn"}
+    assert metrics["review_bands"]["thresholds"] == {
+        "auto_approved": 0.95,
+        "secondary_verification": 0.80,
+    }
+    for key in ("drawn_test_accuracy", "ece_drawn_after", "ece_official_before"):
+        assert scalars[key]["value"] == metrics[key]
+    assert "drawn_auto_approved_error_rate" in scalars
+
+    dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
+    card = build_model_card(
+        model_bytes, metrics, parity, dataset, RUN_INFO, params, calibration
+    )
+    assert card["calibration"] == {
+        "temperature": temperature,
+        "method": "temperature_scaling",
+        "baked_into_model": True,
+    }
+    assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
+    assert card["metrics"]["review_bands"] == metrics["review_bands"]
