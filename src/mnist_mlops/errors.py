@@ -27,6 +27,10 @@ class CalibrationError(MnistMlopsError):
     """The model's confidence cannot be calibrated (its logits are not reachable)."""
 
 
+class QualityGateError(MnistMlopsError):
+    """The trained model scores below a quality threshold: it is not a candidate."""
+
+
 class RawFileError(DataValidationError, DatasetError):
     """The raw file cannot be parsed: truncated, ragged rows or binary bytes.
 

@@ -109,6 +109,13 @@ class ReviewBandParams(Strict):
         return self
 
 
+class QualityGateParams(Strict):
+    """Minimum accuracies of a model that may be registered as a candidate."""
+
+    min_official_test_accuracy: float = Field(0.99, ge=0, le=1)
+    min_drawn_test_accuracy: float = Field(0.95, ge=0, le=1)
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -126,6 +133,7 @@ class TrainingParams(Strict):
     min_parity_agreement: float = Field(0.999, gt=0, le=1)
     calibration: CalibrationParams = CalibrationParams()
     review_bands: ReviewBandParams = ReviewBandParams()
+    quality_gate: QualityGateParams = QualityGateParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
 

@@ -41,7 +41,9 @@ from tests.pipelines.test_project_run import SMALL_RUN, run_project
 # parity is not what these tests check, so they accept 90% agreement.
 SMALL = (
     "data_processing.split.official_test_rows=300,training.epochs=1,"
-    "training.min_parity_agreement=0.9"
+    "training.min_parity_agreement=0.9,"
+    "training.quality_gate.min_official_test_accuracy=0,"
+    "training.quality_gate.min_drawn_test_accuracy=0"
 )
 # Long enough to be stopped mid-training (early stopping waits 3 epochs).
 SLOW = SMALL.replace("training.epochs=1", "training.epochs=6")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from mnist_mlops.errors import ParameterError, ParityError
+from mnist_mlops.errors import ParameterError, ParityError, QualityGateError
 from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import litert_predict
 from mnist_mlops.params import ModelParams
@@ -23,11 +23,14 @@ from mnist_mlops.pipelines.training.nodes import (
     evaluate_model,
     export_model,
     fit_calibration,
+    quality_gate,
     report_training,
     train_model,
 )
 
 FAST = {"epochs": 2, "batch_size": 64}
+# A 2-epoch model on 1,500 images is no candidate; these tests check the plumbing.
+NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 RUN_INFO = {
     "version": "2026-01-01T00.00.00.000Z",
     "mlflow_run_id": "abc",
@@ -269,9 +272,10 @@ def test_calibration_is_fitted_reported_and_baked_into_the_export(
         assert scalars[key]["value"] == metrics[key]
     assert "drawn_auto_approved_error_rate" in scalars
 
+    gate = quality_gate(metrics, {"quality_gate": NO_GATE})
     dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
     card = build_model_card(
-        model_bytes, metrics, parity, dataset, RUN_INFO, params, calibration
+        model_bytes, metrics, parity, dataset, RUN_INFO, params, calibration, gate
     )
     assert card["calibration"] == {
         "temperature": temperature,
@@ -280,3 +284,23 @@ def test_calibration_is_fitted_reported_and_baked_into_the_export(
     }
     assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
     assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert card["quality_gate"]["passed"] is True
+
+
+def test_quality_gate_names_the_metric_the_threshold_and_the_fix() -> None:
+    metrics = {"official_test_accuracy": 0.995, "drawn_test_accuracy": 0.91}
+    params = {"quality_gate": {"min_drawn_test_accuracy": 0.97}}
+    with pytest.raises(QualityGateError) as raised:
+        quality_gate(metrics, params)
+    message = str(raised.value)
+    assert "Model 'mnist-digit-classifier' failed the quality gate" in message
+    assert (
+        "drawn_test_accuracy 0.9100 is below "
+        "training.quality_gate.min_drawn_test_accuracy 0.9700"
+    ) in message
+    assert "official_test_accuracy" not in message  # that one passed
+    assert "not registered as a candidate" in message
+    assert "--params training.quality_gate." in message
+    assert quality_gate(metrics, {"quality_gate": {"min_drawn_test_accuracy": 0.9}})[
+        "passed"
+    ]

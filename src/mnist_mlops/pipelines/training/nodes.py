@@ -14,7 +14,7 @@ from kedro_azureml.distributed.config import Framework
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
-from mnist_mlops.errors import ParityError
+from mnist_mlops.errors import ParityError, QualityGateError
 from mnist_mlops.modeling.calibration import (
     calibrated_model,
     expected_calibration_error,
@@ -220,6 +220,35 @@ def collect_metrics(
     return metrics, scalars
 
 
+def quality_gate(metrics: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Stop the run, before anything is registered, if the model scores too low.
+
+    The model card depends on this node's output, and saving the card is what
+    registers the model (mnist_mlops.hooks), so a failing model never reaches
+    the registry.
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    checks = {
+        "official_test_accuracy": cfg.quality_gate.min_official_test_accuracy,
+        "drawn_test_accuracy": cfg.quality_gate.min_drawn_test_accuracy,
+    }
+    failed = [
+        f"{key} {metrics[key]:.4f} is below training.quality_gate.min_{key} "
+        f"{minimum:.4f}"
+        for key, minimum in checks.items()
+        if metrics[key] < minimum
+    ]
+    if failed:
+        raise QualityGateError(
+            f"Model '{cfg.model_name}' failed the quality gate: {'; '.join(failed)}. "
+            "It was not registered as a candidate. Train the default configuration "
+            "(`kedro run`) or longer; for a smoke run only, lower the thresholds "
+            "with --params training.quality_gate.<key>=<value>."
+        )
+    logger.info("Quality gate passed: %s.", checks)
+    return {"passed": True, **{f"min_{k}": v for k, v in checks.items()}}
+
+
 def export_model(
     model: keras.Model,
     params: dict[str, Any],
@@ -306,8 +335,13 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
     run_info: dict[str, Any],
     params: dict[str, Any],
     calibration: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a consumer of the export needs to know, as JSON."""
+    """Everything a consumer of the export needs to know, as JSON.
+
+    Built only after the quality gate passed (`gate`): saving the card is what
+    registers the model.
+    """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
     calibration = calibration or {"method": "none", "temperature": 1.0}
     return {
@@ -338,6 +372,7 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
             "method": calibration["method"],
             "baked_into_model": calibration.get("baked_into_model", False),
         },
+        **({"quality_gate": gate} if gate else {}),
         "parity": parity,
         "dataset": dataset_info,
         "training": cfg.model_dump(mode="json"),

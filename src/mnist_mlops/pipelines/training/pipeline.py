@@ -10,13 +10,14 @@ from .nodes import (
     evaluate_model,
     export_model,
     fit_calibration,
+    quality_gate,
     report_training,
     train_model,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> calibration -> metrics -> LiteRT export -> parity -> card."""
+    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card."""
     return Pipeline(
         [
             Node(
@@ -70,6 +71,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="collect_metrics_node",
             ),
             Node(
+                quality_gate,
+                ["metrics", "params:training"],
+                "quality_gate",
+                name="quality_gate_node",
+            ),
+            Node(
                 export_model,
                 ["keras_model", "params:training", "calibration"],
                 "litert_model",
@@ -98,6 +105,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "run_info",
                     "params:training",
                     "calibration",
+                    "quality_gate",
                 ],
                 "model_card",
                 name="build_model_card_node",
