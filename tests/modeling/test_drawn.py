@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mnist_mlops.errors import ParameterError
-from mnist_mlops.modeling.drawn import CANVAS, render, thin
+from mnist_mlops.modeling.drawn import CANVAS, ink_masks, loops, render, thin
 from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.pipelines.data_processing.nodes import normalize, render_drawn_test
 
@@ -30,6 +30,19 @@ def test_thinning_leaves_a_one_pixel_connected_line() -> None:
     rows = np.flatnonzero(skeleton.any(axis=1))
     assert rows.max() - rows.min() >= 14  # the length stays
     assert (skeleton <= bar[0]).all()  # only removes ink
+
+
+def test_binarising_keeps_a_loop_that_faint_ink_almost_fills() -> None:
+    ring = np.zeros((28, 28))
+    ring[6:22, 8:20] = 1.0  # a thick closed loop...
+    ring[11:17, 12:16] = 0.55  # ...whose hole is smudged above the 0.5 level
+    assert loops(ring > 0.5) == 0
+    (mask,) = ink_masks(ring[np.newaxis])
+    assert loops(mask) == 1
+    assert mask[6:22, 8:20].sum() == 16 * 12 - 6 * 4  # the ring itself stays ink
+    solid = np.zeros((1, 28, 28))
+    solid[0, 5:23, 12:16] = 0.9  # no loop at any level: the lowest level wins
+    np.testing.assert_array_equal(ink_masks(solid)[0], solid[0] > 0.5)
 
 
 def test_rendering_is_deterministic_for_a_seed(digits) -> None:
