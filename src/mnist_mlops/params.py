@@ -65,6 +65,7 @@ class AugmentationParams(Strict):
     elastic_grid: int = Field(4, ge=2, le=28)
     stroke_thin: float = Field(0.0, ge=0, le=1)
     stroke_thicken: float = Field(0.0, ge=0, le=2)
+    restroke: float = Field(0.0, ge=0, le=1)
 
 
 class EarlyStoppingParams(Strict):

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from mnist_mlops.modeling.augment import augment, stroke_width
-from mnist_mlops.params import AugmentationParams
+from mnist_mlops.modeling.augment import augment, restroke, stroke_width
+from mnist_mlops.modeling.loop import distribute, skeleton_images
+from mnist_mlops.params import AugmentationParams, TrainingParams
 from mnist_mlops.pipelines.data_processing.nodes import normalize
 
+DEFAULT = tf.distribute.get_strategy()  # one worker
 STRONG = AugmentationParams(
     enabled=True,
     rotation_degrees=10,
@@ -59,3 +61,32 @@ def test_stroke_width_thickens_and_thins(batch: tf.Tensor) -> None:
     ink = tf.reduce_sum(batch).numpy()
     assert tf.reduce_sum(stroke_width(batch, ones)).numpy() > 1.5 * ink
     assert tf.reduce_sum(stroke_width(batch, -ones)).numpy() < 0.7 * ink
+
+
+def test_restroked_digits_have_a_uniform_pen(batch: tf.Tensor) -> None:
+    skeletons = tf.constant(skeleton_images(batch.numpy()))
+    assert set(np.unique(skeletons.numpy())) == {0.0, 1.0}
+    thin_pen = restroke(skeletons, tf.zeros((batch.shape[0], 1, 1, 1))).numpy()
+    thick_pen = restroke(skeletons, 2 * tf.ones((batch.shape[0], 1, 1, 1))).numpy()
+    assert (thick_pen > 0.5).sum() > 2 * (thin_pen > 0.5).sum()
+    every = STRONG.model_copy(update={"restroke": 1.0, "rotation_degrees": 0.0})
+    out = augment(batch, every, tf.constant([1, 1], tf.int64), skeletons).numpy()
+    assert out.shape == batch.shape
+    np.testing.assert_allclose(out.max(axis=(1, 2, 3)), 1.0, atol=1e-6)
+
+
+def test_training_batches_carry_skeletons_only_when_restroking(
+    batch: tf.Tensor,
+) -> None:
+    images, labels = batch.numpy(), np.arange(batch.shape[0]) % 10
+    for restroke_share in (0.0, 0.5):
+        aug = STRONG.model_copy(update={"restroke": restroke_share})
+        cfg = TrainingParams(augmentation=aug, batch_size=16)
+        xb, yb = next(iter(distribute(images, labels, cfg, DEFAULT)))
+        assert xb.shape == (16, 28, 28, 1)
+        assert yb.shape == (16,)
+    cfg = TrainingParams(batch_size=32)
+    plain, _ = next(iter(distribute(images, labels, cfg, DEFAULT)))
+    assert sorted(plain.numpy().sum(axis=(1, 2, 3))) == pytest.approx(
+        sorted(images.sum(axis=(1, 2, 3)))
+    )  # unaugmented: the images themselves, shuffled

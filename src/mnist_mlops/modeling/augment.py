@@ -88,15 +88,36 @@ def warp(x: tf.Tensor, cfg: AugmentationParams, seed: tf.Tensor) -> tf.Tensor:
     return _bilinear(x, rows, cols)
 
 
-def augment(x: tf.Tensor, cfg: AugmentationParams, seed: tf.Tensor) -> tf.Tensor:
-    """A training batch (B, 28, 28, 1) in [0, 1], distorted; `seed` is int32 (2,)."""
+def restroke(skeleton: tf.Tensor, amount: tf.Tensor) -> tf.Tensor:
+    """A skeleton redrawn with a uniform pen: 0-2 dilations, then antialiased."""
+    pen = stroke_width(skeleton, amount)
+    taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
+    kernel = tf.reshape(taps[:, None] * taps[None, :], [3, 3, 1, 1])
+    return tf.nn.conv2d(pen, kernel, 1, "SAME")
+
+
+def augment(
+    x: tf.Tensor,
+    cfg: AugmentationParams,
+    seed: tf.Tensor,
+    skeleton: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """A training batch (B, 28, 28, 1) in [0, 1], distorted; `seed` is int (2,).
+
+    With `skeleton` (the batch's 1-px skeletons), a share `cfg.restroke` of the
+    digits is first redrawn from its skeleton with a uniform pen, as a person
+    with a stylus or a felt pen draws it.
+    """
+    one = tf.stack([tf.shape(x)[0], 1, 1, 1])
     amount = tf.random.stateless_uniform(
-        tf.stack([tf.shape(x)[0], 1, 1, 1]),
-        _stream(seed, 6),
-        -cfg.stroke_thin,
-        cfg.stroke_thicken,
+        one, _stream(seed, 6), -cfg.stroke_thin, cfg.stroke_thicken
     )
-    warped = tf.clip_by_value(warp(stroke_width(x, amount), cfg, seed), 0.0, 1.0)
+    x = stroke_width(x, amount)
+    if skeleton is not None:
+        width = tf.random.stateless_uniform(one, _stream(seed, 7), 0.0, 2.0)
+        chosen = tf.random.stateless_uniform(one, _stream(seed, 8)) < cfg.restroke
+        x = tf.where(chosen, restroke(skeleton, width), x)
+    warped = tf.clip_by_value(warp(x, cfg, seed), 0.0, 1.0)
     # Serving stretches every digit's ink to peak at 1; an eroded digit too.
     peak = tf.reduce_max(warped, axis=[1, 2, 3], keepdims=True)
     return warped / tf.maximum(peak, MIN_PEAK)

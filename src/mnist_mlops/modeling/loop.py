@@ -20,6 +20,7 @@ from mnist_mlops.params import TrainingParams
 
 from .augment import augment
 from .cnn import build_model
+from .drawn import ink_masks, thin
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +47,30 @@ def validation_split(
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
 
 
+def skeleton_images(x: np.ndarray) -> np.ndarray:
+    """1-px skeletons (Zhang-Suen) of (N, 28, 28, 1) digits, as float32 images."""
+    return thin(ink_masks(x[..., 0]))[..., np.newaxis].astype(np.float32)
+
+
 def _dataset(
     x: np.ndarray, y: np.ndarray, cfg: TrainingParams, global_batch: int
 ) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices((x, y))
+    aug = cfg.augmentation
+    restroke = aug.enabled and aug.restroke > 0
+    # With restroking, each image travels with its skeleton (a uniform pen redraws it).
+    images = (x, skeleton_images(x)) if restroke else (x,)
+    data = tf.data.Dataset.from_tensor_slices((images, y))
     data = data.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-    if cfg.augmentation.enabled:
-        # One random seed per image, new each epoch; a batch uses its first one.
-        seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
-        data = tf.data.Dataset.zip(data, seeds.batch(2)).batch(global_batch)
-        data = data.map(
-            lambda xy, s: (augment(xy[0], cfg.augmentation, s[0]), xy[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    else:
-        data = data.batch(global_batch)
+    if not aug.enabled:
+        data = data.batch(global_batch).map(lambda xs, labels: (xs[0], labels))
+        return data.prefetch(tf.data.AUTOTUNE)
+    # One random seed per image, new each epoch; a batch uses its first one.
+    seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
+    data = tf.data.Dataset.zip(data, seeds.batch(2)).batch(global_batch)
+    data = data.map(
+        lambda xy, s: (augment(xy[0][0], aug, s[0], *xy[0][1:]), xy[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return data.prefetch(tf.data.AUTOTUNE)
 
 
