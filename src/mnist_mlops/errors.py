@@ -23,6 +23,10 @@ class ParityError(MnistMlopsError):
     """The exported LiteRT model does not agree with the Keras model."""
 
 
+class MissingDependencyError(MnistMlopsError):
+    """A package that a step needs is not installed in this environment."""
+
+
 class CalibrationError(MnistMlopsError):
     """The model's confidence cannot be calibrated (its logits are not reachable)."""
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from mnist_mlops.errors import ParameterError
+from mnist_mlops.errors import MissingDependencyError, ParameterError
+from mnist_mlops.modeling import serving_view
 from mnist_mlops.modeling.drawn import CANVAS, ink_masks, loops, render, thin
 from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.pipelines.data_processing.nodes import normalize, render_drawn_test
@@ -83,3 +85,15 @@ def test_drawn_parameters_are_strict(digits) -> None:
     images, labels = digits
     with pytest.raises(ParameterError, match=r"drawn\.sed"):
         render_drawn_test(images, labels, {"drawn": {"sed": 1}})
+
+
+def test_without_the_serving_package_the_error_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mnist_serving.preprocessing", None)
+    serving_view._preprocess.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"pip install --no-deps"):
+            serving_view.serving_input(b"")
+    finally:
+        serving_view._preprocess.cache_clear()
