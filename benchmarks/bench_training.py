@@ -84,7 +84,7 @@ def main() -> None:
     pipelines = [args.only] if args.only else ["data_processing", "training"]
     timers = {name: run(name, args.env) for name in pipelines}
     total = time.perf_counter() - start
-    print(f"config: {args.env or 'base (seed)'}   cores: {os.cpu_count()}")
+    print(f"config: {args.env or 'base (default)'}   cores: {os.cpu_count()}")
     print(f"{'pipeline':>16}  {'execution':>9}  {'session':>9}")
     for name, timer in timers.items():
         print(f"{name:>16}: {timer.seconds:7.1f} s  {timer.session_seconds:7.1f} s")
