@@ -66,6 +66,8 @@ class AugmentationParams(Strict):
     stroke_thin: float = Field(0.0, ge=0, le=1)
     stroke_thicken: float = Field(0.0, ge=0, le=2)
     restroke: float = Field(0.0, ge=0, le=1)
+    recentre: bool = False
+    recentre_shift: float = Field(1.0, ge=0, le=4)
 
 
 class EarlyStoppingParams(Strict):

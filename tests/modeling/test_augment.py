@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from mnist_mlops.modeling.augment import augment, restroke, stroke_width
+from mnist_mlops.modeling.augment import augment, recentre, restroke, stroke_width, warp
 from mnist_mlops.modeling.loop import distribute, skeleton_images
+from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.params import AugmentationParams, TrainingParams
 from mnist_mlops.pipelines.data_processing.nodes import normalize
 
 DEFAULT = tf.distribute.get_strategy()  # one worker
+
+
+def png(image: tf.Tensor) -> bytes:
+    """A (28, 28, 1) image in [0, 1] as the PNG a client would send."""
+    out = io.BytesIO()
+    pixels = np.rint(image.numpy()[..., 0] * 255).astype(np.uint8)
+    Image.fromarray(pixels, "L").save(out, "PNG")
+    return out.getvalue()
+
+
 STRONG = AugmentationParams(
     enabled=True,
     rotation_degrees=10,
@@ -90,3 +104,17 @@ def test_training_batches_carry_skeletons_only_when_restroking(
     assert sorted(plain.numpy().sum(axis=(1, 2, 3))) == pytest.approx(
         sorted(images.sum(axis=(1, 2, 3)))
     )  # unaugmented: the images themselves, shuffled
+
+
+def test_recentring_matches_servings_normalisation(batch: tf.Tensor) -> None:
+    warped = warp(batch, STRONG, tf.constant([3, 4], tf.int64))
+    ours = recentre(warped, tf.zeros((batch.shape[0], 2))).numpy()[..., 0]
+    ours /= ours.max(axis=(1, 2), keepdims=True)
+    serving = np.stack([serving_input(png(image))[..., 0] for image in warped])
+    assert np.abs(ours - serving).mean() < 0.02  # bilinear vs a triangle filter
+    rows = np.arange(28)
+    mass = (ours.sum(axis=2) * rows).sum(axis=1) / ours.sum(axis=(1, 2))
+    assert np.abs(mass - 14).max() < 1.0  # centred by mass, as serving does
+    moved = recentre(warped, tf.fill((batch.shape[0], 2), 1.0)).numpy()[..., 0]
+    moved_mass = (moved.sum(axis=2) * rows).sum(axis=1) / moved.sum(axis=(1, 2))
+    np.testing.assert_allclose(moved_mass - mass, 1.0, atol=0.2)

@@ -18,6 +18,8 @@ import tensorflow as tf
 from mnist_mlops.params import AugmentationParams
 
 SIDE = 28
+DIGIT_BOX = 20.0  # serving scales the ink's longer side to this many pixels
+INK_SHARE = 0.1  # serving crops to the pixels above this share of the peak
 MIN_PEAK = 0.1  # a digit fainter than this after erosion is left as it is
 
 
@@ -88,6 +90,60 @@ def warp(x: tf.Tensor, cfg: AugmentationParams, seed: tf.Tensor) -> tf.Tensor:
     return _bilinear(x, rows, cols)
 
 
+def _extent(any_ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """First and last index holding ink along one axis, (B,) each (all if none)."""
+    size = tf.shape(any_ink)[1]
+    flags = tf.cast(any_ink, tf.int32)
+    first = tf.argmax(flags, axis=1, output_type=tf.int32)
+    last = size - 1 - tf.argmax(tf.reverse(flags, [1]), axis=1, output_type=tf.int32)
+    found = tf.reduce_any(any_ink, axis=1)
+    return tf.where(found, first, 0), tf.where(found, last, size - 1)
+
+
+def recentre(x: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Serving's normalisation, batched: crop to the ink, longer side to 20 px,
+    centre of mass in the middle, then moved by `shift` (B, 2) pixels.
+
+    A distorted digit is thus seen at the size and place serving would give it
+    (bilinear, where serving filters with a triangle: a close approximation).
+    """
+    img = x[..., 0]
+    peak = tf.reduce_max(img, axis=[1, 2], keepdims=True)
+    mask = img > INK_SHARE * peak
+    top, bottom = _extent(tf.reduce_any(mask, axis=2))
+    left, right = _extent(tf.reduce_any(mask, axis=1))
+    top, left = tf.cast(top, tf.float32), tf.cast(left, tf.float32)
+    height = tf.cast(bottom, tf.float32) - top + 1
+    width = tf.cast(right, tf.float32) - left + 1
+    scale = DIGIT_BOX / tf.maximum(height, width)
+    pos = tf.range(SIDE, dtype=tf.float32)
+    total = tf.maximum(tf.reduce_sum(img, axis=[1, 2]), 1e-6)
+    mass = [tf.reduce_sum(tf.reduce_sum(img, a) * pos, 1) / total for a in (2, 1)]
+    place, inside = [], []
+    for start, size, centre, k in (
+        (top, height, mass[0], 0),
+        (left, width, mass[1], 1),
+    ):
+        scaled = tf.maximum(1.0, tf.round(size * scale))
+        origin = tf.round(SIDE / 2 - ((centre - start + 0.5) * scale - 0.5))
+        origin = tf.clip_by_value(origin, 0.0, SIDE - scaled) + shift[:, k]
+        place.append(origin)
+        # As in serving, nothing outside the scaled crop: faint ink stays out.
+        low, high = origin[:, None] - 0.5, origin[:, None] + scaled[:, None] - 0.5
+        inside.append((pos >= low) & (pos < high))
+    s = scale[:, None, None]
+    rows = top[:, None, None] + (pos[None, :, None] - place[0][:, None, None] + 0.5) / s
+    cols = (
+        left[:, None, None] + (pos[None, None, :] - place[1][:, None, None] + 0.5) / s
+    )
+    shape = tf.shape(img)
+    sampled = _bilinear(
+        x, tf.broadcast_to(rows - 0.5, shape), tf.broadcast_to(cols - 0.5, shape)
+    )
+    box = inside[0][:, :, None] & inside[1][:, None, :]
+    return tf.where(box[..., None], sampled, 0.0)
+
+
 def restroke(skeleton: tf.Tensor, amount: tf.Tensor) -> tf.Tensor:
     """A skeleton redrawn with a uniform pen: 0-2 dilations, then antialiased."""
     pen = stroke_width(skeleton, amount)
@@ -118,6 +174,9 @@ def augment(
         chosen = tf.random.stateless_uniform(one, _stream(seed, 8)) < cfg.restroke
         x = tf.where(chosen, restroke(skeleton, width), x)
     warped = tf.clip_by_value(warp(x, cfg, seed), 0.0, 1.0)
+    if cfg.recentre:
+        shift = _uniform(seed, 9, tf.stack([tf.shape(x)[0], 2]), cfg.recentre_shift)
+        warped = tf.clip_by_value(recentre(warped, shift), 0.0, 1.0)
     # Serving stretches every digit's ink to peak at 1; an eroded digit too.
     peak = tf.reduce_max(warped, axis=[1, 2, 3], keepdims=True)
     return warped / tf.maximum(peak, MIN_PEAK)
