@@ -83,5 +83,5 @@ def test_every_file_output_of_the_pipeline_is_versioned(env: str) -> None:
     bootstrap_project(ROOT)
     outputs = register_pipelines()["__default__"].all_outputs()
     files = [name for name in outputs if "filepath" in entries.get(name, {})]
-    assert len(files) == 14
+    assert len(files) == 18
     assert [name for name in files if not entries[name].get("versioned")] == []

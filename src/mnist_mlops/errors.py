@@ -23,6 +23,18 @@ class ParityError(MnistMlopsError):
     """The exported LiteRT model does not agree with the Keras model."""
 
 
+class MissingDependencyError(MnistMlopsError):
+    """A package that a step needs is not installed in this environment."""
+
+
+class CalibrationError(MnistMlopsError):
+    """The model's confidence cannot be calibrated (its logits are not reachable)."""
+
+
+class QualityGateError(MnistMlopsError):
+    """The trained model scores below a quality threshold: it is not a candidate."""
+
+
 class RawFileError(DataValidationError, DatasetError):
     """The raw file cannot be parsed: truncated, ragged rows or binary bytes.
 

@@ -83,8 +83,9 @@ class RunInfoHook:
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         """Log a saved report; keep the model, register it once the card is on disk.
 
-        Registering after the card is saved means a run that failed its parity
-        check, or could not write its card, never reaches the registry.
+        Registering after the card is saved means a run that failed its quality
+        gate or its parity check (both run before the card is built), or could
+        not write its card, never reaches the registry.
         """
         if dataset_name in (KERAS_MODEL, LITERT_MODEL):
             self._saved[dataset_name] = data
@@ -177,6 +178,8 @@ def register_model(saved: dict[str, Any], card: dict[str, Any]) -> None:
         "model_sha256": card["model_sha256"],
         "official_test_accuracy": str(card["metrics"]["official_test_accuracy"]),
     }
+    if "drawn_test_accuracy" in card["metrics"]:
+        tags["drawn_test_accuracy"] = str(card["metrics"]["drawn_test_accuracy"])
     for key, value in tags.items():
         client.set_model_version_tag(card["name"], version, key, value)
     client.set_registered_model_tag(card["name"], "dataset", dataset)

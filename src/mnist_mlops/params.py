@@ -25,10 +25,17 @@ class SplitParams(Strict):
     sample_size: int | None = Field(None, ge=20)
 
 
+class DrawnParams(Strict):
+    """The drawn-digit test set rendered from the official test digits."""
+
+    seed: int = 20261201
+
+
 class DataProcessingParams(Strict):
     """parameters_data_processing.yml, key `data_processing`."""
 
     split: SplitParams = SplitParams()
+    drawn: DrawnParams = DrawnParams()
     max_reported_bad_rows: int = Field(5, ge=1)
 
 
@@ -47,12 +54,20 @@ class ModelParams(Strict):
 
 
 class AugmentationParams(Strict):
-    """Random affine distortions of the training images (off in the seed config)."""
+    """Random distortions of the training images (off in the seed config)."""
 
     enabled: bool = False
     rotation_degrees: float = Field(10.0, ge=0, le=45)
     zoom: float = Field(0.1, ge=0, lt=1)
     translation: float = Field(0.1, ge=0, lt=1)
+    shear: float = Field(0.0, ge=0, le=1)
+    elastic_pixels: float = Field(0.0, ge=0, le=5)
+    elastic_grid: int = Field(4, ge=2, le=28)
+    stroke_thin: float = Field(0.0, ge=0, le=1)
+    stroke_thicken: float = Field(0.0, ge=0, le=2)
+    restroke: float = Field(0.0, ge=0, le=1)
+    recentre: bool = False
+    recentre_shift: float = Field(1.0, ge=0, le=4)
 
 
 class EarlyStoppingParams(Strict):
@@ -75,6 +90,35 @@ class ExportParams(Strict):
     quantization: Literal["none", "dynamic_range"] = "dynamic_range"
 
 
+class CalibrationParams(Strict):
+    """Temperature scaling fitted on the validation slice, and how it is measured."""
+
+    enabled: bool = True
+    ece_bins: int = Field(15, ge=2)
+
+
+class ReviewBandParams(Strict):
+    """Serving's review thresholds (its REVIEW_AUTO_APPROVE, REVIEW_SECONDARY)."""
+
+    auto_approved: float = Field(0.95, gt=0, le=1)
+    secondary_verification: float = Field(0.80, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReviewBandParams:
+        if self.secondary_verification >= self.auto_approved:
+            raise ValueError(
+                "review_bands.secondary_verification must be below auto_approved"
+            )
+        return self
+
+
+class QualityGateParams(Strict):
+    """Minimum accuracies of a model that may be registered as a candidate."""
+
+    min_official_test_accuracy: float = Field(0.99, ge=0, le=1)
+    min_drawn_test_accuracy: float = Field(0.95, ge=0, le=1)
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -90,6 +134,9 @@ class TrainingParams(Strict):
     distributed: DistributedParams = DistributedParams()
     export: ExportParams = ExportParams()
     min_parity_agreement: float = Field(0.999, gt=0, le=1)
+    calibration: CalibrationParams = CalibrationParams()
+    review_bands: ReviewBandParams = ReviewBandParams()
+    quality_gate: QualityGateParams = QualityGateParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
 

@@ -11,17 +11,26 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
-from mnist_mlops.errors import DataValidationError
+from mnist_mlops.errors import DataValidationError, QualityGateError
 from mnist_mlops.pipeline_registry import register_pipelines
 
+# A 1-epoch model on 2,000 rows is no candidate: these runs check the plumbing,
+# so they open the quality gate (test_failing_quality_gate... keeps it shut).
+NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
-    "training": {"epochs": 1},
+    "training": {"epochs": 1, "quality_gate": NO_GATE},
 }
 TRACKED_METRICS = {
     "test_accuracy",
     "test_loss",
     "official_test_accuracy",
+    "drawn_test_accuracy",
+    "ece_official_before",
+    "ece_official_after",
+    "ece_drawn_before",
+    "ece_drawn_after",
+    "drawn_auto_approved_error_rate",
     "average_confidence",
     "per_class_accuracy_0",
     "train_loss",
@@ -62,6 +71,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "metrics",
         "confusion_matrix",
         "training_curves",
+        "x_drawn_test",
+        "calibration",
+        "drawn_examples",
     } <= set(persisted)
     assert [name for name in persisted if not catalog.exists(name)] == []
 
@@ -84,6 +96,10 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert (
         card["metrics"]["official_test_accuracy"] == metrics["official_test_accuracy"]
     )
+    assert metrics["drawn_test_samples"] == 300
+    assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
+    assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert card["calibration"]["baked_into_model"] is True
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     run = client.get_run(card["mlflow_run_id"])
@@ -95,6 +111,8 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "parity_report.json",
         "confusion_matrix.png",
         "training_curves.png",
+        "drawn_examples.png",
+        "calibration.json",
         "model",
     } <= artifacts
     logged = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
@@ -103,6 +121,30 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert model.run_id == run.info.run_id
     assert model.tags["deployment"] == "candidate"
     assert model.tags["dataset"].startswith("mnist_full rows=2000 sha256=")
+    assert model.tags["drawn_test_accuracy"] == str(metrics["drawn_test_accuracy"])
+
+
+@pytest.mark.slow
+def test_failing_quality_gate_stops_the_run_before_anything_is_registered(
+    project: Path,
+) -> None:
+    shut = {"min_official_test_accuracy": 0.999, "min_drawn_test_accuracy": 0.999}
+    params = {**SMALL_RUN, "training": {"epochs": 1, "quality_gate": shut}}
+    with pytest.raises(QualityGateError) as raised:
+        run_project(project, params)
+    message = str(raised.value)
+    assert "Model 'mnist-digit-classifier' failed the quality gate" in message
+    assert "official_test_accuracy 0." in message
+    assert "is below training.quality_gate.min_official_test_accuracy 0.9990" in message
+    assert "not registered as a candidate" in message
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    assert client.search_model_versions("name='mnist-digit-classifier'") == []
+    assert client.search_registered_models() == []
+    assert not (project / "data/06_models/model_card.json").exists()
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    assert run.info.status == "FAILED"
+    assert "drawn_test_accuracy" in run.data.metrics  # the report is still logged
 
 
 @pytest.mark.slow

@@ -41,7 +41,9 @@ from tests.pipelines.test_project_run import SMALL_RUN, run_project
 # parity is not what these tests check, so they accept 90% agreement.
 SMALL = (
     "data_processing.split.official_test_rows=300,training.epochs=1,"
-    "training.min_parity_agreement=0.9"
+    "training.min_parity_agreement=0.9,"
+    "training.quality_gate.min_official_test_accuracy=0,"
+    "training.quality_gate.min_drawn_test_accuracy=0"
 )
 # Long enough to be stopped mid-training (early stopping waits 3 epochs).
 SLOW = SMALL.replace("training.epochs=1", "training.epochs=6")
@@ -88,7 +90,7 @@ def test_two_runs_at_once_keep_their_own_versions_and_mlflow_runs(
     project, version = two_runs.project, two_runs.version
     assert set(version) == set(TAGS) and len(set(version.values())) == 2
     roots = sorted(project.glob(OUTPUT_ROOTS))
-    assert len(roots) == 14  # every file output of the pipeline
+    assert len(roots) == 18  # every file output of the pipeline
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     registered = {
         mv.run_id: mv

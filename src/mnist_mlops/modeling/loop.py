@@ -18,8 +18,9 @@ import tensorflow as tf
 
 from mnist_mlops.params import TrainingParams
 
-from .augment import build_augmenter
+from .augment import augment
 from .cnn import build_model
+from .drawn import ink_masks, thin
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +39,38 @@ def predict_proba(model: keras.Model, images: np.ndarray) -> np.ndarray:
     )
 
 
+def validation_split(
+    x: np.ndarray, y: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_fit, y_fit, x_val, y_val): the last `fraction` of the rows is validation."""
+    n_val = max(1, round(len(x) * fraction))
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+
+
+def skeleton_images(x: np.ndarray) -> np.ndarray:
+    """1-px skeletons (Zhang-Suen) of (N, 28, 28, 1) digits, as float32 images."""
+    return thin(ink_masks(x[..., 0]))[..., np.newaxis].astype(np.float32)
+
+
 def _dataset(
     x: np.ndarray, y: np.ndarray, cfg: TrainingParams, global_batch: int
 ) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices((x, y))
+    aug = cfg.augmentation
+    restroke = aug.enabled and aug.restroke > 0
+    # With restroking, each image travels with its skeleton (a uniform pen redraws it).
+    images = (x, skeleton_images(x)) if restroke else (x,)
+    data = tf.data.Dataset.from_tensor_slices((images, y))
     data = data.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-    data = data.batch(global_batch)
-    if cfg.augmentation.enabled:
-        augmenter = build_augmenter(cfg.augmentation, cfg.seed)
-        data = data.map(
-            lambda a, b: (augmenter(a, training=True), b),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    if not aug.enabled:
+        data = data.batch(global_batch).map(lambda xs, labels: (xs[0], labels))
+        return data.prefetch(tf.data.AUTOTUNE)
+    # One random seed per image, new each epoch; a batch uses its first one.
+    seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
+    data = tf.data.Dataset.zip(data, seeds.batch(2)).batch(global_batch)
+    data = data.map(
+        lambda xy, s: (augment(xy[0][0], aug, s[0], *xy[0][1:]), xy[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -105,8 +126,7 @@ def train(
     """Train the CNN with early stopping on a held-out validation slice."""
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
-    n_val = max(1, round(len(x) * cfg.validation_fraction))
-    x_fit, y_fit, x_val, y_val = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    x_fit, y_fit, x_val, y_val = validation_split(x, y, cfg.validation_fraction)
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model(cfg.model)

@@ -34,3 +34,34 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str) -> Figure:
     )
     ax.set_title(title)
     return fig
+
+
+def drawn_examples_figure(
+    images: np.ndarray, labels: np.ndarray, probs: np.ndarray, shown: int = 24
+) -> Figure:
+    """A few drawn-set digits as the model sees them, with prediction and confidence.
+
+    The first images of the set, then its most confident mistakes (in red), at most
+    a third of the grid, so a reader sees both what works and what does not.
+    """
+    predicted, confidence = probs.argmax(-1), probs.max(-1)
+    wrong = np.flatnonzero(predicted != labels)
+    mistakes = wrong[np.argsort(-confidence[wrong])][: shown // 3]
+    right = np.flatnonzero(predicted == labels)[: shown - len(mistakes)]
+    picks = np.concatenate([right, mistakes]).astype(int)
+    columns = 8
+    rows = max(1, -(-len(picks) // columns))
+    fig = Figure(figsize=(columns * 1.3, rows * 1.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, i in zip(axes, picks, strict=False):
+        ax.imshow(images[i].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+        colour = "black" if predicted[i] == labels[i] else "red"
+        ax.set_title(
+            f"{labels[i]} → {predicted[i]} ({confidence[i]:.2f})",
+            fontsize=8,
+            color=colour,
+        )
+    fig.suptitle("Drawn test set (as serving sees it): true → predicted (confidence)")
+    return fig

@@ -18,7 +18,7 @@ from mnist_serving.model.location import locate_uri
 from mnist_serving.model.runtime import load_model
 from pydantic import ValidationError
 
-from mnist_mlops.errors import ParameterError, ParityError
+from mnist_mlops.errors import ParameterError, ParityError, QualityGateError
 from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import litert_predict
 from mnist_mlops.params import ModelParams
@@ -26,13 +26,19 @@ from mnist_mlops.pipelines.data_processing.nodes import normalize
 from mnist_mlops.pipelines.training.nodes import (
     build_model_card,
     check_parity,
+    collect_metrics,
+    evaluate_drawn,
     evaluate_model,
     export_model,
+    fit_calibration,
+    quality_gate,
     report_training,
     train_model,
 )
 
 FAST = {"epochs": 2, "batch_size": 64}
+# A 2-epoch model on 1,500 images is no candidate; these tests check the plumbing.
+NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 RUN_INFO = {
     "version": "2026-01-01T00.00.00.000Z",
     "mlflow_run_id": "abc",
@@ -141,9 +147,13 @@ def test_augmented_training_runs_with_the_same_code(arrays) -> None:
 @pytest.mark.slow
 def test_evaluate_export_parity_and_card(trained, arrays, tmp_path) -> None:
     model, _ = trained
-    metrics, scalars, figure, probs = evaluate_model(
+    metrics, figure, probs = evaluate_model(
         model, arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"]
     )
+    drawn, _ = evaluate_drawn(
+        model, arrays["x_off"], arrays["y_off"], {"temperature": 1.0}, {}
+    )
+    metrics, scalars = collect_metrics(metrics, drawn, {})
     for key in (
         "test_accuracy",
         "test_loss",
@@ -219,7 +229,7 @@ def test_a_card_serving_would_refuse_fails_the_run() -> None:
 def test_dynamic_range_export_is_smaller_float_io_and_agrees(trained, arrays) -> None:
     model, _ = trained
     official = (arrays["x_off"], arrays["y_off"])
-    metrics, _, _, probs = evaluate_model(
+    metrics, _, probs = evaluate_model(
         model, arrays["x_test"], arrays["y_test"], *official
     )
     plain = export_model(model, {"export": {"quantization": "none"}})
@@ -247,3 +257,83 @@ def test_unknown_quantization_is_refused_with_the_choices() -> None:
     expected = r"export\.quantization: .*'dynamic_range'"
     with pytest.raises(ParameterError, match=expected):
         export_model(keras.Sequential(), {"export": {"quantization": "int4"}})
+
+
+@pytest.mark.slow
+def test_calibration_is_fitted_reported_and_baked_into_the_export(
+    trained, arrays
+) -> None:
+    model, _ = trained
+    calibration = fit_calibration(model, arrays["x_train"], arrays["y_train"], FAST)
+    assert calibration["method"] == "temperature_scaling"
+    assert calibration["validation_samples"] == 150  # the last 10% of 1,500 rows
+    assert calibration["validation_nll_after"] <= calibration["validation_nll_before"]
+    temperature = calibration["temperature"]
+    assert temperature != pytest.approx(1.0, abs=1e-3)
+
+    data = (arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"])
+    metrics, _, probs = evaluate_model(model, *data, calibration, {})
+    raw, _, raw_probs = evaluate_model(model, *data)
+    assert metrics["official_test_accuracy"] == raw["official_test_accuracy"]
+    assert metrics["ece_official_before"] == raw["ece_official_after"]
+    assert not np.allclose(probs, raw_probs)
+    bands = metrics["review_bands_official"]
+    assert sum(b["count"] for b in bands.values()) == len(arrays["y_off"])
+
+    params = {"export": {"quantization": "none"}}
+    model_bytes = export_model(model, params, calibration)
+    np.testing.assert_allclose(
+        litert_predict(model_bytes, arrays["x_test"]), probs, atol=1e-4
+    )
+    parity = check_parity(
+        model_bytes, probs, arrays["x_test"], arrays["x_off"], arrays["y_off"], params
+    )
+    assert parity["argmax_agreement"] >= 0.999
+
+    drawn, figure = evaluate_drawn(
+        model, arrays["x_off"], arrays["y_off"], calibration, {}
+    )
+    assert drawn["drawn_test_accuracy"] == metrics["official_test_accuracy"]
+    assert figure.axes
+    metrics, scalars = collect_metrics(metrics, drawn, {})
+    assert set(metrics["review_bands"]) == {"thresholds", "official", "drawn"}
+    assert metrics["review_bands"]["thresholds"] == {
+        "auto_approved": 0.95,
+        "secondary_verification": 0.80,
+    }
+    for key in ("drawn_test_accuracy", "ece_drawn_after", "ece_official_before"):
+        assert scalars[key]["value"] == metrics[key]
+    assert "drawn_auto_approved_error_rate" in scalars
+
+    gate = quality_gate(metrics, {"quality_gate": NO_GATE})
+    dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
+    card = build_model_card(
+        model_bytes, metrics, parity, dataset, RUN_INFO, params, calibration, gate
+    )
+    assert card["calibration"] == {
+        "temperature": temperature,
+        "method": "temperature_scaling",
+        "baked_into_model": True,
+    }
+    assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
+    assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert card["quality_gate"]["passed"] is True
+
+
+def test_quality_gate_names_the_metric_the_threshold_and_the_fix() -> None:
+    metrics = {"official_test_accuracy": 0.995, "drawn_test_accuracy": 0.91}
+    params = {"quality_gate": {"min_drawn_test_accuracy": 0.97}}
+    with pytest.raises(QualityGateError) as raised:
+        quality_gate(metrics, params)
+    message = str(raised.value)
+    assert "Model 'mnist-digit-classifier' failed the quality gate" in message
+    assert (
+        "drawn_test_accuracy 0.9100 is below "
+        "training.quality_gate.min_drawn_test_accuracy 0.9700"
+    ) in message
+    assert "official_test_accuracy" not in message  # that one passed
+    assert "not registered as a candidate" in message
+    assert "--params training.quality_gate." in message
+    assert quality_gate(metrics, {"quality_gate": {"min_drawn_test_accuracy": 0.9}})[
+        "passed"
+    ]

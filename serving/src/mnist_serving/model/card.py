@@ -58,9 +58,11 @@ class Calibration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["temperature_scaling"] = "temperature_scaling"
-    temperature: float = Field(gt=0)
-    baked_into_model: bool = True
+    method: Literal["temperature_scaling", "none"] = "temperature_scaling"
+    temperature: float = Field(gt=0, description="Logits were divided by it.")
+    baked_into_model: bool = Field(
+        default=True, description="The export applies it; serving does nothing."
+    )
 
 
 class ModelCard(BaseModel):
@@ -82,6 +84,7 @@ class ModelCard(BaseModel):
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
     metrics: CardMetrics
     calibration: Calibration | None = None
+    quality_gate: dict[str, Any] | None = None  # thresholds the run passed
     parity: dict[str, Any] = Field(default_factory=dict)
     dataset: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)

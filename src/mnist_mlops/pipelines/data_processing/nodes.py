@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mnist_mlops.errors import DataValidationError
+from mnist_mlops.modeling.drawn import render
+from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.params import DataProcessingParams, SplitParams, parse
 
 from .validation import N_CLASSES, SIDE, check_columns, check_values
@@ -109,3 +111,23 @@ def split_dataset(
         len(y_off),
     )
     return x_train, y_train, x_test, y_test, x_off, y_off
+
+
+def render_drawn_test(
+    x_official: np.ndarray, y_official: np.ndarray, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official test digits drawn anew and prepared as serving prepares uploads.
+
+    Each digit is redrawn on a 280x280 canvas (pen or scanner, see
+    `mnist_mlops.modeling.drawn`), encoded as PNG or JPEG, and decoded by the
+    serving package's own preprocessing into the 28x28 input the model sees.
+    """
+    cfg = parse(DataProcessingParams, params, "parameters_data_processing.yml")
+    images = render(x_official, cfg.drawn.seed)
+    drawn = np.stack([serving_input(image) for image in images])
+    logger.info(
+        "Rendered %d drawn test digits (seed %d) through serving's preprocessing.",
+        len(drawn),
+        cfg.drawn.seed,
+    )
+    return drawn, y_official.copy()

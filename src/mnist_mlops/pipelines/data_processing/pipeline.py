@@ -2,11 +2,17 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import describe_dataset, normalize, split_dataset, validate_table
+from .nodes import (
+    describe_dataset,
+    normalize,
+    render_drawn_test,
+    split_dataset,
+    validate_table,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Raw table -> validated table -> normalised arrays -> train/test splits."""
+    """Raw table -> validated -> normalised arrays -> splits -> drawn test set."""
     return Pipeline(
         [
             Node(
@@ -39,6 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "y_official_test",
                 ],
                 name="split_dataset_node",
+            ),
+            Node(
+                render_drawn_test,
+                ["x_official_test", "y_official_test", "params:data_processing"],
+                ["x_drawn_test", "y_drawn_test"],
+                name="render_drawn_test_node",
             ),
         ]
     )

@@ -12,27 +12,32 @@ import tensorflow as tf
 from kedro_azureml.distributed import distributed_job
 from kedro_azureml.distributed.config import Framework
 from matplotlib.figure import Figure
-from mnist_serving.model.card import MODEL_FILE, CardMetrics, ModelCard
+from mnist_serving.model.card import MODEL_FILE, Calibration, CardMetrics, ModelCard
 from sklearn.metrics import confusion_matrix
 
-from mnist_mlops.errors import ParityError
+from mnist_mlops.errors import ParityError, QualityGateError
+from mnist_mlops.modeling.calibration import (
+    calibrated_model,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    predict_logits,
+    probabilities,
+    review_bands,
+)
 from mnist_mlops.modeling.litert import export_litert, litert_predict
-from mnist_mlops.modeling.loop import History, predict_proba, train
-from mnist_mlops.modeling.plots import confusion_matrix_figure, training_curves
+from mnist_mlops.modeling.loop import History, train, validation_split
+from mnist_mlops.modeling.plots import (
+    confusion_matrix_figure,
+    drawn_examples_figure,
+    training_curves,
+)
 from mnist_mlops.params import TrainingParams, parse
 
 logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "parameters_training.yml"
 N_CLASSES = 10
-CARD_METRICS = (
-    "test_accuracy",
-    "test_loss",
-    "official_test_accuracy",
-    "official_test_loss",
-    "average_confidence",
-    "per_class_accuracy",
-)
 
 
 # On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
@@ -62,37 +67,77 @@ def report_training(history: History) -> tuple[Figure, dict[str, list[dict]]]:
     return training_curves(history), per_epoch
 
 
-def _scores(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+def fit_calibration(
+    model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Fit the softmax temperature on the validation slice that training held out."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    _, _, x_val, y_val = validation_split(x_train, y_train, cfg.validation_fraction)
+    logits = predict_logits(model, x_val)
+    enabled = cfg.calibration.enabled
+    temperature = fit_temperature(logits, y_val) if enabled else 1.0
+    logger.info(
+        "Temperature %.3f fitted on %d validation images.", temperature, len(y_val)
+    )
+    return {
+        "method": "temperature_scaling" if enabled else "none",
+        "temperature": temperature,
+        "baked_into_model": enabled,
+        "validation_samples": len(y_val),
+        "validation_nll_before": nll(logits, y_val, 1.0),
+        "validation_nll_after": nll(logits, y_val, temperature),
+    }
+
+
+def _scores(
+    y: np.ndarray, logits: np.ndarray, temperature: float, cfg: TrainingParams
+) -> dict[str, Any]:
+    """Accuracy, loss, calibration and review bands of calibrated predictions."""
+    probs = probabilities(logits, temperature)
     hits = probs.argmax(-1) == y
-    loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+    bins = cfg.calibration.ece_bins
+    bands = cfg.review_bands
     return {
         "accuracy": float(hits.mean()),
-        "loss": float(np.mean(loss)),
+        "loss": nll(logits, y, temperature),
         "per_class_accuracy": {
             str(d): float(hits[y == d].mean())
             for d in range(N_CLASSES)
             if (y == d).any()
         },
+        "ece_before": expected_calibration_error(probabilities(logits), y, bins),
+        "ece_after": expected_calibration_error(probs, y, bins),
+        "review_bands": review_bands(
+            probs, y, bands.auto_approved, bands.secondary_verification
+        ),
+        "probs": probs,
     }
 
 
-def evaluate_model(
+def _temperature(calibration: dict[str, Any] | None) -> float:
+    return float(calibration["temperature"]) if calibration else 1.0
+
+
+def evaluate_model(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     model: keras.Model,
     x_test: np.ndarray,
     y_test: np.ndarray,
     x_official: np.ndarray,
     y_official: np.ndarray,
-) -> tuple[dict[str, Any], dict[str, dict], Figure, np.ndarray]:
-    """Score the test split and the official test set.
+    calibration: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Figure, np.ndarray]:
+    """Score the test split and the official test set with calibrated confidence.
 
-    Returns the metrics report, its scalars for MLflow, the official-set confusion
-    matrix figure and the test-split probabilities (for the parity check).
+    Returns the metrics, the official-set confusion matrix figure and the
+    test-split probabilities of the calibrated model (for the parity check).
     """
-    probs = predict_proba(model, x_test)
-    official_probs = predict_proba(model, x_official)
-    test, official = _scores(y_test, probs), _scores(y_official, official_probs)
+    cfg = parse(TrainingParams, params or {}, PARAMS_FILE)
+    temperature = _temperature(calibration)
+    test = _scores(y_test, predict_logits(model, x_test), temperature, cfg)
+    official = _scores(y_official, predict_logits(model, x_official), temperature, cfg)
     matrix = confusion_matrix(
-        y_official, official_probs.argmax(-1), labels=range(N_CLASSES)
+        y_official, official["probs"].argmax(-1), labels=range(N_CLASSES)
     )
     metrics = {
         "test_accuracy": test["accuracy"],
@@ -101,30 +146,122 @@ def evaluate_model(
         "official_test_loss": official["loss"],
         "per_class_accuracy": test["per_class_accuracy"],
         "official_per_class_accuracy": official["per_class_accuracy"],
-        "average_confidence": float(probs.max(-1).mean()),
+        "average_confidence": float(test["probs"].max(-1).mean()),
         "test_samples": len(y_test),
         "official_test_samples": len(y_official),
         "official_confusion_matrix": matrix.tolist(),
+        "ece_official_before": official["ece_before"],
+        "ece_official_after": official["ece_after"],
+        "review_bands_official": official["review_bands"],
     }
+    logger.info(
+        "Test accuracy %.4f, official test accuracy %.4f, official ECE %.4f.",
+        test["accuracy"],
+        official["accuracy"],
+        official["ece_after"],
+    )
+    title = f"Official test set: accuracy {official['accuracy']:.4f}"
+    return metrics, confusion_matrix_figure(matrix, title), test["probs"]
+
+
+def evaluate_drawn(
+    model: keras.Model,
+    x_drawn: np.ndarray,
+    y_drawn: np.ndarray,
+    calibration: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], Figure]:
+    """Score the drawn test set (digits as serving prepares uploads) and show some."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    drawn = _scores(
+        y_drawn, predict_logits(model, x_drawn), _temperature(calibration), cfg
+    )
+    metrics = {
+        "drawn_test_accuracy": drawn["accuracy"],
+        "drawn_test_loss": drawn["loss"],
+        "drawn_per_class_accuracy": drawn["per_class_accuracy"],
+        "drawn_test_samples": len(y_drawn),
+        "ece_drawn_before": drawn["ece_before"],
+        "ece_drawn_after": drawn["ece_after"],
+        "review_bands_drawn": drawn["review_bands"],
+    }
+    logger.info(
+        "Drawn test accuracy %.4f, drawn ECE %.4f.",
+        drawn["accuracy"],
+        drawn["ece_after"],
+    )
+    return metrics, drawn_examples_figure(x_drawn, y_drawn, drawn["probs"])
+
+
+def collect_metrics(
+    evaluation: dict[str, Any], drawn: dict[str, Any], params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict]]:
+    """One metrics report, and its scalars for MLflow (band figures flattened)."""
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    bands = {
+        "thresholds": cfg.review_bands.model_dump(),
+        "official": evaluation["review_bands_official"],
+        "drawn": drawn["review_bands_drawn"],
+    }
+    skip = ("review_bands_official", "review_bands_drawn")
+    metrics = {k: v for k, v in (evaluation | drawn).items() if k not in skip}
+    metrics["review_bands"] = bands
     scalars = {
         k: {"value": v, "step": 0} for k, v in metrics.items() if isinstance(v, float)
     }
     scalars |= {
         f"per_class_accuracy_{d}": {"value": v, "step": 0}
-        for d, v in test["per_class_accuracy"].items()
+        for d, v in metrics["per_class_accuracy"].items()
     }
-    logger.info(
-        "Test accuracy %.4f, official test accuracy %.4f.",
-        test["accuracy"],
-        official["accuracy"],
-    )
-    title = f"Official test set: accuracy {official['accuracy']:.4f}"
-    return metrics, scalars, confusion_matrix_figure(matrix, title), probs
+    for name in ("official", "drawn"):
+        for band, figures in bands[name].items():
+            for key in ("share", "error_rate"):
+                scalars[f"{name}_{band}_{key}"] = {"value": figures[key], "step": 0}
+    return metrics, scalars
 
 
-def export_model(model: keras.Model, params: dict[str, Any]) -> bytes:
-    """The model as a LiteRT flatbuffer, quantised as `export.quantization` says."""
+def quality_gate(metrics: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Stop the run, before anything is registered, if the model scores too low.
+
+    The model card depends on this node's output, and saving the card is what
+    registers the model (mnist_mlops.hooks), so a failing model never reaches
+    the registry.
+    """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
+    checks = {
+        "official_test_accuracy": cfg.quality_gate.min_official_test_accuracy,
+        "drawn_test_accuracy": cfg.quality_gate.min_drawn_test_accuracy,
+    }
+    failed = [
+        f"{key} {metrics[key]:.4f} is below training.quality_gate.min_{key} "
+        f"{minimum:.4f}"
+        for key, minimum in checks.items()
+        if metrics[key] < minimum
+    ]
+    if failed:
+        raise QualityGateError(
+            f"Model '{cfg.model_name}' failed the quality gate: {'; '.join(failed)}. "
+            "It was not registered as a candidate. Train the default configuration "
+            "(`kedro run`) or longer; for a smoke run only, lower the thresholds "
+            "with --params training.quality_gate.<key>=<value>."
+        )
+    logger.info("Quality gate passed: %s.", checks)
+    return {"passed": True, **{f"min_{k}": v for k, v in checks.items()}}
+
+
+def export_model(
+    model: keras.Model,
+    params: dict[str, Any],
+    calibration: dict[str, Any] | None = None,
+) -> bytes:
+    """The calibrated model (temperature baked in) as a LiteRT flatbuffer.
+
+    Quantised as `export.quantization` says. Without a calibration, the model as
+    trained.
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    if calibration and calibration["baked_into_model"]:
+        model = calibrated_model(model, _temperature(calibration))
     return export_litert(model, cfg.export.quantization)
 
 
@@ -174,6 +311,22 @@ def check_parity(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     }
 
 
+CARD_METRICS = (
+    "test_accuracy",
+    "test_loss",
+    "official_test_accuracy",
+    "official_test_loss",
+    "average_confidence",
+    "per_class_accuracy",
+    "drawn_test_accuracy",
+    "ece_official_before",
+    "ece_official_after",
+    "ece_drawn_before",
+    "ece_drawn_after",
+    "review_bands",
+)
+
+
 def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     model_bytes: bytes,
     metrics: dict[str, Any],
@@ -181,13 +334,17 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
     dataset_info: dict[str, Any],
     run_info: dict[str, Any],
     params: dict[str, Any],
+    calibration: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card, built with serving's own contract so that serving can read it.
 
-    `ModelCard` validates every field here: a card serving would refuse fails the
-    run that writes it, not the deployment that loads it.
+    Built only after the quality gate passed (`gate`): saving the card is what
+    registers the model. `ModelCard` validates every field, so a card serving
+    would refuse fails the run that writes it, not the deployment that loads it.
     """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
+    calibration = calibration or {"method": "none", "temperature": 1.0}
     card = ModelCard(
         name=cfg.model_name,
         version=run_info["version"],
@@ -195,7 +352,14 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
         model_sha256=hashlib.sha256(model_bytes).hexdigest(),
         model_bytes=len(model_bytes),
         quantization=cfg.export.quantization,
-        metrics=CardMetrics(**{k: metrics[k] for k in CARD_METRICS}),
+        output="float32 [N, 10] softmax probabilities (calibrated, see calibration)",
+        metrics=CardMetrics(**{k: metrics[k] for k in CARD_METRICS if k in metrics}),
+        calibration=Calibration(
+            method=calibration["method"],
+            temperature=calibration["temperature"],
+            baked_into_model=calibration.get("baked_into_model", False),
+        ),
+        quality_gate=gate or None,
         parity=parity,
         dataset=dataset_info,
         training=cfg.model_dump(mode="json"),

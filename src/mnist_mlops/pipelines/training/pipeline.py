@@ -5,15 +5,19 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import (
     build_model_card,
     check_parity,
+    collect_metrics,
+    evaluate_drawn,
     evaluate_model,
     export_model,
+    fit_calibration,
+    quality_gate,
     report_training,
     train_model,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> metrics and plots -> LiteRT export -> parity -> model card."""
+    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card."""
     return Pipeline(
         [
             Node(
@@ -29,6 +33,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_training_node",
             ),
             Node(
+                fit_calibration,
+                ["keras_model", "x_train", "y_train", "params:training"],
+                "calibration",
+                name="fit_calibration_node",
+            ),
+            Node(
                 evaluate_model,
                 [
                     "keras_model",
@@ -36,13 +46,39 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "y_test",
                     "x_official_test",
                     "y_official_test",
+                    "calibration",
+                    "params:training",
                 ],
-                ["metrics", "metrics_mlflow", "confusion_matrix", "test_probabilities"],
+                ["evaluation_metrics", "confusion_matrix", "test_probabilities"],
                 name="evaluate_model_node",
             ),
             Node(
+                evaluate_drawn,
+                [
+                    "keras_model",
+                    "x_drawn_test",
+                    "y_drawn_test",
+                    "calibration",
+                    "params:training",
+                ],
+                ["drawn_metrics", "drawn_examples"],
+                name="evaluate_drawn_node",
+            ),
+            Node(
+                collect_metrics,
+                ["evaluation_metrics", "drawn_metrics", "params:training"],
+                ["metrics", "metrics_mlflow"],
+                name="collect_metrics_node",
+            ),
+            Node(
+                quality_gate,
+                ["metrics", "params:training"],
+                "quality_gate",
+                name="quality_gate_node",
+            ),
+            Node(
                 export_model,
-                ["keras_model", "params:training"],
+                ["keras_model", "params:training", "calibration"],
                 "litert_model",
                 name="export_model_node",
             ),
@@ -68,6 +104,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "dataset_info",
                     "run_info",
                     "params:training",
+                    "calibration",
+                    "quality_gate",
                 ],
                 "model_card",
                 name="build_model_card_node",

@@ -1,0 +1,39 @@
+"""Images as serving sees them: the one module of training that imports serving.
+
+Training evaluates drawn digits through the serving package's own preprocessing
+(bytes -> 28x28), so a difference between how MNIST was made and how serving
+prepares an upload shows up in the figures instead of in production. The import
+is made on first use, so that the pipelines still load where only the steps that
+do not render drawn digits run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+
+from mnist_mlops.errors import MissingDependencyError
+
+# Serving's default `max_image_pixels`; the drawn digits are far below it.
+MAX_PIXELS = 16_777_216
+
+
+@cache
+def _preprocess() -> Callable[[bytes, int], np.ndarray]:
+    try:
+        from mnist_serving.imaging.preprocess import preprocess  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "The serving package 'mnist_serving' is not installed: the drawn test "
+            "set goes through serving's own preprocessing. Install it into this "
+            "environment with `pip install --no-deps -e ./serving` (`make install` "
+            "does), which needs only NumPy, Pillow and pydantic."
+        ) from exc
+    return preprocess
+
+
+def serving_input(image: bytes) -> np.ndarray:
+    """PNG or JPEG bytes to the (28, 28, 1) float32 array serving feeds the model."""
+    return _preprocess()(image, MAX_PIXELS)[..., np.newaxis]
