@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
-	benchmark bench-serving lock clean test-azure
+	benchmark bench-serving lock clean test-azure system-deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv with the pinned training stack and the project
 
+# The Debian packages of .ci/apt-packages.txt and a running dockerd. As root it
+# installs and starts what is missing; otherwise it stops and prints the command.
+system-deps: ## Install the Debian packages the tests use (as root; else print the apt-get line)
+	.ci/system-deps
+
 # Azurite (the Azure Blob emulator) for the Blob tests, pinned in .ci/package-lock.json.
 AZURITE := .ci/node_modules/.bin/azurite-blob
 $(AZURITE): .ci/package-lock.json
@@ -44,7 +49,7 @@ run: install ## Install, then `kedro run` end to end on the embedded MNIST
 smoke: install ## A quick run: 2,000 rows, 1 epoch (about a minute)
 	$(BIN)/kedro run --params "$(SMOKE_PARAMS)"
 
-test: install $(AZURITE) ## Install, then lint and run every test (training, Azure, serving, deploy)
+test: system-deps install $(AZURITE) ## System packages, install, then lint and run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
