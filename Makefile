@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
-	benchmark bench-serving lock clean test-azure system-deps
+	benchmark bench-serving lock clean test-azure system-deps image image-training
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,46 @@ AZURITE := .ci/node_modules/.bin/azurite-blob
 $(AZURITE): .ci/package-lock.json
 	npm ci --prefix .ci --no-audit --no-fund
 	touch $@
+
+# Images. Python packages come from a wheelhouse of the hash-pinned locks,
+# downloaded here and installed offline in the build (--no-index --require-hashes).
+# The base is BASE_IMAGE when Docker can pull it, else a local Debian bookworm
+# base (.ci/base-image says which). IMAGE_REPO names the serving image's repository.
+BASE_IMAGE ?= python:3.11-slim
+TRAINING_BASE_IMAGE ?= python:3.11-slim-bookworm
+IMAGE_REPO ?= mnist-serving
+TRAINING_REPO ?= mnist-training
+SERVING_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' serving/pyproject.toml)
+GIT_SHA := $(shell git describe --always --abbrev=40 --dirty 2>/dev/null || echo unknown)
+SERVING_WHEELS := serving/build/wheelhouse
+SERVING_LOCKS := serving/requirements-azure.lock serving/requirements-build.lock
+TRAINING_CONTEXT := build/image-training
+TRAINING_LOCK := conf/azure/environment/requirements.lock
+
+$(SERVING_WHEELS)/.complete: $(SERVING_LOCKS)
+	PYTHON=$(PYTHON) .ci/wheelhouse $(@D) $^
+	touch $@
+
+$(TRAINING_CONTEXT)/wheelhouse/.complete: $(TRAINING_LOCK)
+	PYTHON=$(PYTHON) .ci/wheelhouse $(@D) $^
+	touch $@
+
+image: $(SERVING_WHEELS)/.complete ## Build the serving image mnist-serving:<version> and :<git sha>
+	base="$$(.ci/base-image $(BASE_IMAGE))"; \
+	docker build --quiet --build-arg BASE_IMAGE="$$base" \
+		--build-arg VERSION=$(SERVING_VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+		--tag $(IMAGE_REPO):$(SERVING_VERSION) --tag $(IMAGE_REPO):$(GIT_SHA) serving
+	@echo "Built $(IMAGE_REPO):$(SERVING_VERSION) and $(IMAGE_REPO):$(GIT_SHA)"
+
+# The training context is a folder of its own (gitignored build/): the lock and
+# the wheelhouse. Azure ML's own build of conf/azure/environment has no wheelhouse.
+image-training: $(TRAINING_CONTEXT)/wheelhouse/.complete ## Build the Azure ML training image mnist-training:<git sha>
+	cp $(TRAINING_LOCK) $(TRAINING_CONTEXT)/requirements.lock
+	base="$$(.ci/base-image $(TRAINING_BASE_IMAGE))"; \
+	docker build --quiet --build-arg BASE_IMAGE="$$base" \
+		--file conf/azure/environment/Dockerfile \
+		--tag $(TRAINING_REPO):$(GIT_SHA) --tag $(TRAINING_REPO):latest $(TRAINING_CONTEXT)
+	@echo "Built $(TRAINING_REPO):$(GIT_SHA)"
 
 run: install ## Install, then `kedro run` end to end on the embedded MNIST
 	$(BIN)/kedro run
