@@ -107,3 +107,20 @@ def test_train_runs_weekly_and_on_demand_with_oidc_only() -> None:
         s.get("uses", "").startswith("actions/upload-artifact@")
         for s in steps(workflow)
     )
+
+
+def test_ci_runs_in_bookworm_and_images_ship_from_the_make_targets() -> None:
+    def load(name: str) -> dict[str, Any]:
+        return yaml.safe_load((ROOT / ".github/workflows" / name).read_text())
+
+    def commands(workflow: dict[str, Any]) -> str:
+        return " ".join(s.get("run", "") for s in steps(workflow))
+
+    ci, deploy, train = load("ci.yml"), load("deploy.yml"), load("train.yml")
+    (job,) = ci["jobs"].values()
+    assert job["container"]["image"] == "debian:bookworm"  # /usr/bin/chromium, apt
+    assert "--privileged" in job["container"]["options"]  # dockerd in the job
+    assert ".ci/run" in commands(ci)
+    assert "make image IMAGE_REPO=" in commands(deploy)
+    assert "make image-training TRAINING_REPO=" in commands(train)
+    assert "docker build" not in commands(deploy) + commands(train)
