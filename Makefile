@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
 	benchmark bench-serving lock clean test-azure system-deps image image-training \
-	bench-container
+	bench-container newcomer-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ serve: ## Serve the model of the last `kedro run` at http://127.0.0.1:8000
 
 bench-serving: ## Serving benchmarks: a real mnist-serve driven by wrk
 	$(MAKE) -C serving bench
+
+newcomer-check: ## Clone HEAD into a bare Debian container, run `make run` and `make test` (~1 h)
+	.ci/newcomer-check
 
 bench-container: image ## The serving image at the pod's limits (0.5 CPU): wrk, 32 connections
 	$(MAKE) -C serving install

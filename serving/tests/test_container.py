@@ -25,7 +25,8 @@ from conftest import MODEL_ROOT, png, require_tool
 from serve_process import free_port
 from test_rolling_restart import Traffic, start_nginx
 
-pytestmark = pytest.mark.container
+# The first test also waits for `make image` (minutes on a cold machine).
+pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 SERVING = Path(__file__).resolve().parents[1]
 ROOT = SERVING.parent
 API_KEY = "container-test-key"
