@@ -59,7 +59,7 @@ def start(image: str, cpus: str, secret: Path) -> tuple[str, str]:
         "-v", f"{secret}:/var/run/secrets/mnist-serving:ro",
         "-e", "MODEL_URI=/models/mnist_cnn.tflite",
         "-e", "API_KEYS_FILE=/var/run/secrets/mnist-serving/api_keys",
-        "-e", "RATE_LIMIT_PER_MINUTE=0",
+        "-e", "RATE_LIMIT_PER_MINUTE=0", "-e", "RATE_LIMIT=",  # either name: off
         "--publish", "127.0.0.1::8000", image,
     )  # fmt: skip
     port = docker("port", name, "8000/tcp").splitlines()[0].rsplit(":", 1)[1]

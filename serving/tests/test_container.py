@@ -31,6 +31,7 @@ SERVING = Path(__file__).resolve().parents[1]
 ROOT = SERVING.parent
 API_KEY = "container-test-key"
 MODEL_URI = "/models/mnist_cnn.tflite"  # the versioned folder of the export
+NO_RATE_LIMIT = {"RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT": ""}
 POD = [
     "--read-only",
     "--user", "10001:10001",
@@ -120,10 +121,9 @@ class Pods:
         **env: str,
     ) -> Pod:
         name = f"mnist-serving-test-{uuid.uuid4().hex[:10]}"
-        # No rate limit: every request here comes from one address (the limit
-        # itself is tested in-process).
-        mounts, settings = [], {"MODEL_URI": MODEL_URI, "RATE_LIMIT_PER_MINUTE": "0"}
-        settings |= env
+        # No rate limit: every request here comes from one client (the limit
+        # itself is tested in-process). RATE_LIMIT is the setting's newer name.
+        mounts, settings = [], {"MODEL_URI": MODEL_URI, **NO_RATE_LIMIT, **env}
         if model:
             mounts += ["-v", f"{MODEL_ROOT}:/models:ro"]
         if keys:
