@@ -24,8 +24,13 @@ NOBODY = 65534
 
 @pytest.fixture
 def ci_copy() -> Iterator[Path]:
-    """A folder with a copy of .ci/system-deps, readable by an unprivileged user."""
-    folder = Path(tempfile.mkdtemp(prefix="system-deps-"))
+    """A folder with a copy of .ci/system-deps, readable by an unprivileged user.
+
+    As root it lives in /tmp itself: TMPDIR may sit in a folder that nobody
+    cannot enter.
+    """
+    where = "/tmp" if os.geteuid() == 0 else None  # noqa: S108 - see above
+    folder = Path(tempfile.mkdtemp(prefix="system-deps-", dir=where))
     folder.chmod(0o755)
     (folder / ".ci").mkdir(mode=0o755)
     shutil.copy(ROOT / ".ci" / "system-deps", folder / ".ci")
