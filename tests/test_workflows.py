@@ -119,3 +119,20 @@ def test_deploy_pins_the_proxy_image_the_manifests_name() -> None:
         s["env"]["PROXY_IMAGE"] for s in steps if "PROXY_IMAGE" in s.get("env", {})
     ]
     assert images == [f"{proxy['newName']}:{proxy['newTag']}"]
+
+
+def test_ci_runs_in_bookworm_and_images_ship_from_the_make_targets() -> None:
+    def load(name: str) -> dict[str, Any]:
+        return yaml.safe_load((ROOT / ".github/workflows" / name).read_text())
+
+    def commands(workflow: dict[str, Any]) -> str:
+        return " ".join(s.get("run", "") for s in steps(workflow))
+
+    ci, deploy, train = load("ci.yml"), load("deploy.yml"), load("train.yml")
+    (job,) = ci["jobs"].values()
+    assert job["container"]["image"] == "debian:bookworm"  # /usr/bin/chromium, apt
+    assert "--privileged" in job["container"]["options"]  # dockerd in the job
+    assert ".ci/run" in commands(ci)
+    assert "make image IMAGE_REPO=" in commands(deploy)
+    assert "make image-training TRAINING_REPO=" in commands(train)
+    assert "docker build" not in commands(deploy) + commands(train)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,21 @@ MODEL_URI = str(MODEL_ROOT / "mnist_cnn.tflite")
 FIXTURE_VERSION = next((MODEL_ROOT / "mnist_cnn.tflite").iterdir()).name
 MODEL_FILE = MODEL_ROOT / "mnist_cnn.tflite" / FIXTURE_VERSION / "mnist_cnn.tflite"
 CARD_FILE = MODEL_ROOT / "model_card.json" / FIXTURE_VERSION / "model_card.json"
+
+
+def require_tool(tool: str, package: str) -> str:
+    """The path of a system tool a test needs; a failure naming the fix if missing.
+
+    A missing tool fails the test rather than skipping it: `make test` installs
+    every package of .ci/apt-packages.txt first (`make system-deps`, as root).
+    """
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(
+            f"{tool} is not installed: apt-get install -y {package} "
+            "(or `make system-deps` as root at the repository root)"
+        )
+    return path
 
 
 def png(image: np.ndarray | Image.Image, mode: str | None = None) -> bytes:

@@ -22,18 +22,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import MODEL_URI
+from conftest import MODEL_URI, require_tool
 from serve_process import Server, free_port, start_server
 
 NGINX = Path("/usr/sbin/nginx")
-pytestmark = [
-    pytest.mark.reliability,
-    pytest.mark.skipif(
-        not NGINX.exists(),
-        reason="/usr/sbin/nginx is not installed: apt-get install nginx "
-        "(.ci/apt-packages.txt lists it)",
-    ),
-]
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("nginx_installed")]
+
+
+@pytest.fixture(scope="module")
+def nginx_installed() -> None:
+    """Fail, naming the package, when nginx is missing (never skip)."""
+    require_tool(str(NGINX), "nginx")
+
+
 ENV = {"MODEL_URI": MODEL_URI, "SHUTDOWN_DELAY_SECONDS": "0.5"}
 CONF = """\
 daemon off;

@@ -160,7 +160,8 @@ def test_provision_dry_run_prints_both_entities() -> None:
 def test_training_image_pins_what_the_tests_run_except_azureml_mlflows_caps() -> None:
     def pins(path: Path) -> dict[str, str]:
         lines = path.read_text().splitlines()
-        return dict(line.split("==") for line in lines if re.match(r"^[a-z0-9]", line))
+        pinned = [line.split()[0] for line in lines if re.match(r"^[a-z0-9]", line)]
+        return dict(line.split("==") for line in pinned)  # hashes follow the pin
 
     repo = pins(ROOT / "requirements.lock")
     image = pins(ROOT / "conf/azure/environment/requirements.lock")
