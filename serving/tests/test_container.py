@@ -31,7 +31,7 @@ SERVING = Path(__file__).resolve().parents[1]
 ROOT = SERVING.parent
 API_KEY = "container-test-key"
 MODEL_URI = "/models/mnist_cnn.tflite"  # the versioned folder of the export
-NO_RATE_LIMIT = {"RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT": ""}
+NO_RATE_LIMIT = {"RATE_LIMIT": ""}
 POD = [
     "--read-only",
     "--user", "10001:10001",
@@ -122,7 +122,7 @@ class Pods:
     ) -> Pod:
         name = f"mnist-serving-test-{uuid.uuid4().hex[:10]}"
         # No rate limit: every request here comes from one client (the limit
-        # itself is tested in-process). RATE_LIMIT is the setting's newer name.
+        # itself is tested in-process).
         mounts, settings = [], {"MODEL_URI": MODEL_URI, **NO_RATE_LIMIT, **env}
         if model:
             mounts += ["-v", f"{MODEL_ROOT}:/models:ro"]
