@@ -56,6 +56,16 @@ def slow_bodies(url: str, count: int) -> list[socket.socket]:
     return socks
 
 
+def predict_statuses(url: str, image: bytes, count: int) -> list[int]:
+    """The statuses of `count` predictions by a legitimate client (127.0.0.1)."""
+    headers = {"content-type": "image/png"}
+    with httpx.Client(timeout=30) as client:
+        return [
+            client.post(f"{url}/predict", content=image, headers=headers).status_code
+            for _ in range(count)
+        ]
+
+
 def status_of(sock: socket.socket) -> int | None:
     """The status code nginx answered, or None when it just closed."""
     try:
@@ -120,13 +130,7 @@ def test_half_sent_headers_are_closed_and_others_are_served(pod, sample):
         sock = attacker_socket(url)
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         socks.append(sock)
-    image = png(sample["images"][0])
-    served = [
-        httpx.post(
-            f"{url}/predict", content=image, headers={"content-type": "image/png"}
-        ).status_code
-        for _ in range(20)
-    ]
+    served = predict_statuses(url, png(sample["images"][0]), 20)
     time.sleep(HEADER_TIMEOUT + 1.5)
     closed = 0
     for sock in socks:
@@ -153,13 +157,7 @@ def test_slow_bodies_never_reach_the_app_and_are_cut(pod, sample):
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    image = png(sample["images"][0])
-    served = [
-        httpx.post(
-            f"{url}/predict", content=image, headers={"content-type": "image/png"}
-        ).status_code
-        for _ in range(20)
-    ]
+    served = predict_statuses(url, png(sample["images"][0]), 20)
     time.sleep(HEADER_TIMEOUT + 1.5)
     stop.set()
     watcher.join()
