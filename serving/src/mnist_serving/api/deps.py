@@ -43,14 +43,6 @@ async def get_holder(request: Request) -> ModelHolder:
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 
 
-async def get_model(holder: HolderDep) -> DigitModel:
-    """The served model, or 503 with the reason. A request keeps the one it got."""
-    return holder.require()
-
-
-ModelDep = Annotated[DigitModel, Depends(get_model)]
-
-
 async def check_caller(
     request: Request, settings: Settings, api_key: str | None
 ) -> Caller:
