@@ -2,8 +2,9 @@
 
 `model.fit` under MultiWorkerMirroredStrategy fails with TF 2.21 / Keras 3
 ("Attempt to convert a value (PerReplica...)"), while `strategy.run` over a
-distributed dataset with `tf.GradientTape` works (see DESIGN.md). So both paths
-use this loop; with one worker the strategy is TensorFlow's default (no-op) one.
+distributed dataset with `tf.GradientTape` works (tests/azure/test_distributed.py
+runs two workers). So both paths use this loop; with one worker the strategy is
+TensorFlow's default (no-op) one.
 """
 
 from __future__ import annotations
