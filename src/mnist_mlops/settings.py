@@ -7,6 +7,7 @@ from mnist_mlops.catalog import RunVersionedDataCatalog
 from mnist_mlops.config import env_or_default
 from mnist_mlops.hooks import RunInfoHook
 from mnist_mlops.interrupts import InterruptHook
+from mnist_mlops.session_store import UniqueVersionStore
 from mnist_mlops.tracking import MlflowSetupLock
 
 HOOKS = (RunInfoHook(), AzureRunHooks(), InterruptHook(), MlflowSetupLock())
@@ -14,6 +15,10 @@ HOOKS = (RunInfoHook(), AzureRunHooks(), InterruptHook(), MlflowSetupLock())
 # Kedro's DataCatalog, except that a run loads the versions it saved (never those of
 # a run beside it) and the steps of an Azure ML job share one save version.
 DATA_CATALOG_CLASS = RunVersionedDataCatalog
+
+# Kedro's ephemeral store, except that two runs started in the same millisecond
+# still get different session ids, which are their save versions.
+SESSION_STORE_CLASS = UniqueVersionStore
 
 # kedro-azureml's hook only serves AzureMLAssetDataset entries, which this project
 # does not use (Blob data goes through adlfs), and it makes a plain `kedro run`
