@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 REQUESTS = Counter(
     "mnist_http_requests_total",
@@ -45,3 +48,26 @@ REVIEW_COUNTERS = {
     review: REVIEWS.labels(review)
     for review in ("auto_approved", "secondary_verification", "manual_review")
 }
+
+
+class ScrapeTimeMetrics:
+    """A custom collector that asks `source` for its metrics on every scrape.
+
+    The drift scores are computed only when Prometheus asks (monitoring.drift);
+    the app sets `source` when it is built.
+    """
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[Metric]] | None = None
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: the metrics depend on the served model's card."""
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        """The source's metrics, or none before an app exists."""
+        return [] if self.source is None else self.source()
+
+
+DRIFT = ScrapeTimeMetrics()
+REGISTRY.register(DRIFT)

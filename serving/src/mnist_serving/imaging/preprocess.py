@@ -22,6 +22,9 @@ DIGIT_BOX = 20
 MIN_CONTRAST = 40.0  # ink must differ from the background by this much (0-255)
 INK_FRACTION = 0.1  # pixels above this share of the peak count as ink for cropping
 STACK_PIXELS = 128 * 128  # batch images up to this size are preprocessed stacked
+# What the preprocessing learns about each image on the way, for drift monitoring.
+IMAGE_FEATURES = ("ink_fraction", "stroke_width", "log2_scale", "offset")
+STROKE_INK = 0.5  # 28x28 pixels at or above this count as stroke (feature only)
 NO_INK = (
     "no ink found: the image is blank or its digit has too little contrast; "
     "draw or send a visible digit"
@@ -93,12 +96,34 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return out
 
 
-def grays_to_mnist(grays: np.ndarray) -> np.ndarray:
+def stroke_features(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink fraction and mean stroke width (pixels) of (N, 28, 28) model inputs.
+
+    A stroke of width w and length L covers about w * L pixels and has a
+    boundary about 2 * L long, so w ~ 2 * area / boundary; the boundary is
+    the count of ink/background pixel edges (no skeleton needed). The count
+    overestimates diagonal boundaries, which biases w the same way for the
+    reference and for serving, so drift scores are unaffected.
+    """
+    stroke = fields >= STROKE_INK
+    area = stroke.sum(axis=(1, 2))
+    boundary = (stroke[:, :, 1:] != stroke[:, :, :-1]).sum(axis=(1, 2)) + (
+        stroke[:, 1:] != stroke[:, :-1]
+    ).sum(axis=(1, 2))
+    width = 2.0 * area / np.maximum(boundary, 1)
+    return area / float(CANVAS * CANVAS), width
+
+
+def grays_to_mnist(grays: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
     """(N, H, W) float32 0-255 gray images to (N, 28, 28) float32 in [0, 1].
 
     Background, polarity, contrast and the ink's bounding box are found for all
     images at once; only the resize and the centring, which depend on each
     crop, run per image. BlankImageError names the first image without ink.
+    When given, `features` (N, 4) receives IMAGE_FEATURES of each image: the
+    stroke's ink fraction and width in the 28x28 input, log2 of the factor the
+    ink's bounding box was scaled by, and how far the box's centre was from the
+    image's centre (a share of the image's diagonal) before centring.
     """
     ink = normalize_polarity(grays)
     mask = ink > INK_FRACTION * SCALE
@@ -109,15 +134,28 @@ def grays_to_mnist(grays: np.ndarray) -> np.ndarray:
         fields[index] = center_by_mass(scale_to_box(ink[index, t:b, le:r]))
     fields *= 1.0 / SCALE
     # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
-    return np.clip(fields, 0.0, 1.0, out=fields)
+    np.clip(fields, 0.0, 1.0, out=fields)
+    if features is not None:
+        height, width = grays.shape[1:]
+        features[:, 0], features[:, 1] = stroke_features(fields)
+        features[:, 2] = np.log2(DIGIT_BOX / np.maximum(bottom - top, right - left))
+        rows = (top + bottom - height) / 2.0
+        cols = (left + right - width) / 2.0
+        features[:, 3] = np.hypot(rows, cols) / np.hypot(height, width)
+    return fields
 
 
-def gray_to_mnist(gray: np.ndarray) -> np.ndarray:
-    """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1]."""
-    return grays_to_mnist(gray[None])[0]
+def gray_to_mnist(gray: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1].
+
+    `features`, when given, is (1, 4): see grays_to_mnist.
+    """
+    return grays_to_mnist(gray[None], features)[0]
 
 
-def batch_to_mnist(grays: list[np.ndarray]) -> np.ndarray:
+def batch_to_mnist(
+    grays: list[np.ndarray], features: np.ndarray | None = None
+) -> np.ndarray:
     """Gray images of any sizes to (N, 28, 28): small ones of one size stacked.
 
     Stacking is where vectorising pays; images above STACK_PIXELS go one at a
@@ -129,16 +167,22 @@ def batch_to_mnist(grays: list[np.ndarray]) -> np.ndarray:
         key = gray.shape if gray.size <= STACK_PIXELS else (index, -1)
         groups.setdefault(key, []).append(index)
     for indices in groups.values():
+        found = None if features is None else features[indices]  # a copy
         try:
-            fields[indices] = grays_to_mnist(np.stack([grays[i] for i in indices]))
+            stack = np.stack([grays[i] for i in indices])
+            fields[indices] = grays_to_mnist(stack, found)
         except BlankImageError as exc:
             raise BlankImageError(indices[exc.index]) from exc
+        if features is not None:
+            features[indices] = found
     return fields
 
 
-def image_to_mnist(image: Image.Image) -> np.ndarray:
+def image_to_mnist(
+    image: Image.Image, features: np.ndarray | None = None
+) -> np.ndarray:
     """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
-    return gray_to_mnist(to_grayscale(image))
+    return gray_to_mnist(to_grayscale(image), features)
 
 
 def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
