@@ -16,7 +16,7 @@ from mnist_serving.model.card import CardError, ModelCard, parse_card
 from mnist_serving.monitoring.drift import BucketWindow, psi
 from mnist_serving.monitoring.reference import reference_of, served_features
 
-WINDOW = 100  # the smallest DRIFT_WINDOW, so that tests fill it fast
+WINDOW = 200  # the smallest DRIFT_WINDOW, so that tests fill it fast
 
 
 def features_of(images: np.ndarray) -> np.ndarray:
@@ -181,7 +181,9 @@ def test_gauges_once_the_window_is_full(client_with, sample):
         assert client.post("/predict-batch", files=files).status_code == 200
         rotated = client.get("/metrics").text
     assert "mnist_drift_psi{" not in filling  # no score from a partial window
-    assert list(gauges(filling, "mnist_drift_window_predictions").values()) == [99]
+    assert list(gauges(filling, "mnist_drift_window_predictions").values()) == [
+        WINDOW - 1
+    ]
     scores = psi_of(mnist)
     assert set(scores) == {*IMAGE_FEATURES, "confidence", "digit"}
     assert max(scores.values()) < 0.25, scores

@@ -138,10 +138,11 @@ class Settings(BaseSettings):
 
     drift_window: int = Field(
         default=1000,
-        ge=100,
+        ge=200,
         le=100_000,
         description="Recent predictions over which drift scores and review shares "
-        "are computed; they are exported once the window is full.",
+        "are computed; they are exported once the window is full. An unshifted "
+        "window scores a PSI of about (buckets - 1) / window by chance alone.",
     )
 
     # Quality-assurance review thresholds.

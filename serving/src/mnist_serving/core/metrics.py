@@ -44,6 +44,11 @@ REJECTED = Counter(
 
 # Pre-bound children: .labels() costs microseconds per call on the hot path.
 DIGIT_COUNTERS = tuple(PREDICTIONS.labels(str(digit)) for digit in range(10))
+# Every reload outcome exists from the start at 0, so that an alert on
+# increase() sees the first failure (a series born at 1 shows no increase).
+for _trigger in ("admin", "poll"):
+    for _outcome in ("reloaded", "unchanged", "failed"):
+        RELOADS.labels(_trigger, _outcome)
 REVIEW_COUNTERS = {
     review: REVIEWS.labels(review)
     for review in ("auto_approved", "secondary_verification", "manual_review")
