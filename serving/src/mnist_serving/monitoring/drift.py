@@ -21,14 +21,13 @@ from prometheus_client.metrics_core import Metric
 from mnist_serving.core.config import Settings
 from mnist_serving.imaging.preprocess import IMAGE_FEATURES
 from mnist_serving.model.card import DriftReference
+from mnist_serving.monitoring.reference import REVIEW_BANDS
 
 if TYPE_CHECKING:
     from mnist_serving.model.holder import ModelHolder
     from mnist_serving.model.runtime import DigitModel
 
 SMOOTHING = 0.5  # added to each window bucket, so an empty bucket scores finitely
-REVIEW_BANDS = ("manual_review", "secondary_verification", "auto_approved")
-DIGIT_EDGES = [digit + 0.5 for digit in range(9)]  # one bucket per digit
 
 
 class BucketWindow:

@@ -2,7 +2,8 @@
 
 Training calls `reference_of` on its validation images as serving would see
 them and writes the result into the model card; serving scores its windows
-against it (monitoring.drift).
+against it (monitoring.drift). It needs NumPy, Pillow and pydantic only, as
+the training project's use of serving's preprocessing does.
 """
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ import numpy as np
 
 from mnist_serving.imaging.preprocess import IMAGE_FEATURES, grays_to_mnist
 from mnist_serving.model.card import DriftReference, FeatureReference
-from mnist_serving.monitoring.drift import DIGIT_EDGES, REVIEW_BANDS
 
 BUCKETS = 10  # quantile buckets per continuous feature
 MIN_SHARE = 1e-4  # a reference bucket is never empty, so PSI stays finite
 LOW_CONFIDENCE = 0.5
+REVIEW_BANDS = ("manual_review", "secondary_verification", "auto_approved")
+DIGIT_EDGES = [digit + 0.5 for digit in range(9)]  # one bucket per digit
 MIN_IMAGES = 100
+
+
+def require_images(count: int) -> None:
+    """A reference of fewer than MIN_IMAGES images would be mostly noise."""
+    if count < MIN_IMAGES:
+        msg = (
+            f"a drift reference needs at least {MIN_IMAGES} images, got {count} "
+            "images; compute it on a larger validation set"
+        )
+        raise ValueError(msg)
 
 
 def served_features(grays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +69,11 @@ def reference_of(
 
     `review_thresholds` is (auto_approve, secondary), serving's review rule.
     """
-    if len(features) < MIN_IMAGES or len(features) != len(probabilities):
+    require_images(len(features))
+    if len(features) != len(probabilities):
         msg = (
-            f"a drift reference needs at least {MIN_IMAGES} images with one "
-            f"probability row each, got {len(features)} images and "
-            f"{len(probabilities)} rows; pass the whole validation set"
+            f"{len(features)} images but {len(probabilities)} probability rows; "
+            "pass the model's output for exactly these images"
         )
         raise ValueError(msg)
     confidence = probabilities.max(axis=1)
