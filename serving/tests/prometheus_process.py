@@ -7,6 +7,7 @@ fire within seconds. The shipped file is never changed.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -24,6 +25,19 @@ from serve_process import free_port
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "prometheus" / "rules.yml"
 RANGE = re.compile(r"\[\d+[smhd]\]")
+DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "mnist-serving.json"
+
+
+def dashboard_queries(rate_interval: str = "20s") -> dict[str, list[str]]:
+    """Every panel's PromQL by panel title, Grafana's $__rate_interval filled in."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return {
+        panel["title"]: [
+            target["expr"].replace("$__rate_interval", rate_interval)
+            for target in panel["targets"]
+        ]
+        for panel in panels
+    }
 
 
 def fast_rules(target: Path, hold: str = "1s", window: str = "20s") -> Path:
@@ -60,9 +74,11 @@ class Prometheus:
         ]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result vector."""
+        """An instant query's result vector; fails if Prometheus refuses `expr`."""
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr})
-        return response.json()["data"]["result"]
+        body = response.json()
+        assert body["status"] == "success", (expr, body)
+        return body["data"]["result"]
 
     def wait_for(self, name: str, limit: float) -> float:
         """Seconds until alert `name` fires; fails with the alerts after `limit`."""

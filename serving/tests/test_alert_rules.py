@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from conftest import require_tool
+from prometheus_process import dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "monitoring" / "prometheus"
@@ -68,6 +69,15 @@ def test_prometheusrule_is_generated_from_the_rule_file():
     assert yaml.safe_load(component.read_text())["spec"] == yaml.safe_load(
         RULES.read_text()
     )
+
+
+def test_dashboard_shows_what_the_alerts_are_about():
+    titles = " ".join(dashboard_queries()).lower()
+    for topic in ("traffic", "latency", "errors", "review bands", "drift", "version"):
+        assert topic in titles
+    provisioning = ROOT / "monitoring" / "grafana" / "provisioning"
+    provider = yaml.safe_load((provisioning / "dashboards" / "mnist.yml").read_text())
+    assert provider["providers"][0]["options"]["path"].endswith("/mnist")
 
 
 def test_a_broken_rule_file_is_refused(tmp_path):

@@ -17,7 +17,12 @@ import pytest
 
 from conftest import MODEL_URI, png, require_tool
 from drift_streams import thick
-from prometheus_process import fast_rules, running_prometheus, write_config
+from prometheus_process import (
+    dashboard_queries,
+    fast_rules,
+    running_prometheus,
+    write_config,
+)
 from serve_process import free_port, running_server, start_server
 
 pytestmark = pytest.mark.reliability
@@ -89,6 +94,10 @@ def test_mnist_traffic_is_quiet_drift_and_5xx_fire(tmp_path, sample):
                 # The replica without a model answers 503: the 5xx alert fires.
                 errors_s = errors_until_alert(prometheus, broken.url, images[:5])
                 assert not prometheus.firing("MnistNotReady")  # one replica is ready
+                # Every dashboard query is valid PromQL with data behind it.
+                for title, exprs in dashboard_queries().items():
+                    found = [prometheus.query(expr) for expr in exprs]
+                    assert any(found), f"panel {title!r} shows nothing: {exprs}"
     finally:
         broken.stop()
     # Within two evaluation intervals plus a scrape, with slack for a busy CPU.
