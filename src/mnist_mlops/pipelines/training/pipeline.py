@@ -18,8 +18,10 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> drift
-    reference -> card."""
+    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card.
+
+    The card also carries the drift reference of the exported model.
+    """
     return Pipeline(
         [
             Node(
@@ -68,7 +70,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 collect_metrics,
-                compute_drift_reference,
                 ["evaluation_metrics", "drawn_metrics", "params:training"],
                 ["metrics", "metrics_mlflow"],
                 name="collect_metrics_node",
