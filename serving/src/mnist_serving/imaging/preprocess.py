@@ -11,6 +11,8 @@ box, the longer side scaled to 20 px keeping the aspect ratio, pasted into
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -96,22 +98,32 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return out
 
 
-def stroke_features(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ink fraction and mean stroke width (pixels) of (N, 28, 28) model inputs.
+def image_features(
+    field: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> tuple[float, float, float, float]:
+    """IMAGE_FEATURES of one image: its 28x28 field (0-255), ink box and size.
 
-    A stroke of width w and length L covers about w * L pixels and has a
-    boundary about 2 * L long, so w ~ 2 * area / boundary; the boundary is
-    the count of ink/background pixel edges (no skeleton needed). The count
-    overestimates diagonal boundaries, which biases w the same way for the
-    reference and for serving, so drift scores are unaffected.
+    Stroke width: a stroke of width w and length L covers about w * L pixels
+    and has a boundary about 2 * L long, so w ~ 2 * area / boundary, the
+    boundary being the count of stroke/background pixel edges (no skeleton
+    needed). The count overestimates diagonal boundaries, which biases w the
+    same way for the reference and for serving, so drift scores are unaffected.
+    Scalars in plain Python and whole-array counts: it runs on every prediction.
     """
-    stroke = fields >= STROKE_INK
-    area = stroke.sum(axis=(1, 2))
-    boundary = (stroke[:, :, 1:] != stroke[:, :, :-1]).sum(axis=(1, 2)) + (
-        stroke[:, 1:] != stroke[:, :-1]
-    ).sum(axis=(1, 2))
-    width = 2.0 * area / np.maximum(boundary, 1)
-    return area / float(CANVAS * CANVAS), width
+    stroke = field >= STROKE_INK * SCALE
+    area = np.count_nonzero(stroke)
+    boundary = np.count_nonzero(stroke[:, 1:] != stroke[:, :-1]) + np.count_nonzero(
+        stroke[1:] != stroke[:-1]
+    )
+    top, bottom, left, right = box
+    height, width = shape
+    return (
+        area / (CANVAS * CANVAS),
+        2.0 * area / max(boundary, 1),
+        math.log2(DIGIT_BOX / max(bottom - top, right - left)),
+        math.hypot(top + bottom - height, left + right - width)
+        / (2.0 * math.hypot(height, width)),
+    )
 
 
 def grays_to_mnist(grays: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
@@ -130,19 +142,15 @@ def grays_to_mnist(grays: np.ndarray, features: np.ndarray | None = None) -> np.
     top, bottom = _bounds(mask.any(axis=2))
     left, right = _bounds(mask.any(axis=1))
     fields = np.empty((len(grays), CANVAS, CANVAS), dtype=np.float32)
-    for index, (t, b, le, r) in enumerate(zip(top, bottom, left, right, strict=True)):
+    boxes = zip(*(edge.tolist() for edge in (top, bottom, left, right)), strict=True)
+    for index, box in enumerate(boxes):
+        t, b, le, r = box
         fields[index] = center_by_mass(scale_to_box(ink[index, t:b, le:r]))
+        if features is not None:
+            features[index] = image_features(fields[index], box, grays.shape[1:])
     fields *= 1.0 / SCALE
     # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
-    np.clip(fields, 0.0, 1.0, out=fields)
-    if features is not None:
-        height, width = grays.shape[1:]
-        features[:, 0], features[:, 1] = stroke_features(fields)
-        features[:, 2] = np.log2(DIGIT_BOX / np.maximum(bottom - top, right - left))
-        rows = (top + bottom - height) / 2.0
-        cols = (left + right - width) / 2.0
-        features[:, 3] = np.hypot(rows, cols) / np.hypot(height, width)
-    return fields
+    return np.clip(fields, 0.0, 1.0, out=fields)
 
 
 def gray_to_mnist(gray: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
