@@ -87,7 +87,7 @@ def test_features_do_not_change_the_model_input(sample):
 
 def test_reference_needs_enough_images(sample):
     features = features_of(sample["images"][:10])
-    with pytest.raises(ValueError, match="at least 100 images"):
+    with pytest.raises(ValueError, match="at least 50 images"):
         reference_of(features, np.full((10, 10), 0.1), (0.95, 0.8))
 
 

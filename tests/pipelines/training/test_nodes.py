@@ -236,11 +236,11 @@ def assert_serving_loads(model_bytes, card, images, expected, folder) -> None:
     np.testing.assert_allclose(served.predict(images[:, :, :, 0]), expected, atol=1e-5)
 
 
-def test_drift_reference_needs_a_validation_slice_of_100_images(arrays) -> None:
-    few = arrays["x_train"][:500], arrays["y_train"][:500]
-    with pytest.raises(ValueError, match="at least 100 images") as caught:
+def test_drift_reference_needs_a_validation_slice_of_50_images(arrays) -> None:
+    few = arrays["x_train"][:300], arrays["y_train"][:300]
+    with pytest.raises(ValueError, match="at least 50 images") as caught:
         compute_drift_reference(b"unused", *few, {"validation_fraction": 0.1})
-    assert "got 50 images" in str(caught.value)
+    assert "got 30 images" in str(caught.value)
     assert "larger validation set" in str(caught.value)
 
 

@@ -18,7 +18,7 @@ MIN_SHARE = 1e-4  # a reference bucket is never empty, so PSI stays finite
 LOW_CONFIDENCE = 0.5
 REVIEW_BANDS = ("manual_review", "secondary_verification", "auto_approved")
 DIGIT_EDGES = [digit + 0.5 for digit in range(9)]  # one bucket per digit
-MIN_IMAGES = 100
+MIN_IMAGES = 50  # below it a reference is mostly noise (1-epoch smoke runs hold ~80)
 
 
 def require_images(count: int) -> None:
