@@ -15,8 +15,10 @@ from mnist_serving.imaging.preprocess import IMAGE_FEATURES, grays_to_mnist
 from mnist_serving.model.card import CardError, ModelCard, parse_card
 from mnist_serving.monitoring.drift import BucketWindow, psi
 from mnist_serving.monitoring.reference import reference_of, served_features
+from serve_process import export_version, kedro_project
 
 WINDOW = 200  # the smallest DRIFT_WINDOW, so that tests fill it fast
+V1, V2 = "2026-12-01T00.00.00.000Z", "2026-12-02T00.00.00.000Z"
 
 
 def features_of(images: np.ndarray) -> np.ndarray:
@@ -197,3 +199,29 @@ def test_gauges_once_the_window_is_full(client_with, sample):
     assert sum(window.values()) == pytest.approx(1)
     assert len(gauges(mnist, "mnist_low_confidence_share")) == 2
     assert list(gauges(mnist, "mnist_model_info").values()) == [1]
+
+
+def test_a_reloaded_model_starts_its_own_window(client_with, sample, tmp_path):
+    project = kedro_project(tmp_path / "project")
+    export_version(project, V1)
+    token = "t0ken-for-tests-0123456789abcdef"  # noqa: S105 - a test token
+    settings = {"model_uri": None, "project_dir": project, "admin_token": token}
+    with client_with(drift_window=WINDOW, **settings) as client:
+        post_all(client, sample["images"])
+        before = client.get("/metrics").text
+        export_version(project, V2)
+        reload = client.post(
+            "/admin/reload", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reload.status_code == 200, reload.text
+        after_reload = client.get("/metrics").text
+        post_all(client, sample["images"][:10])
+        info = client.get("/model-info").json()["drift_monitoring"]
+        later = client.get("/metrics").text
+    assert all(f'model_version="{V1}"' in k for k in gauges(before, "mnist_drift_psi"))
+    assert psi_of(after_reload) == {}  # V1's scores are gone with V1
+    counts = gauges(after_reload, "mnist_drift_window_predictions")
+    assert counts == {f'model_version="{V2}",window="{WINDOW}"': 0}
+    assert list(gauges(later, "mnist_drift_window_predictions").values()) == [10]
+    assert info["predictions_in_window"] == 10
+    assert list(gauges(later, "mnist_model_info")) == [f'version="{V2}"']

@@ -173,6 +173,14 @@ class DriftTracker:
         if monitor is not None:
             monitor.observe(features, probabilities)
 
+    def current(self, model: DigitModel) -> DriftMonitor | None:
+        """The monitor of `model` if it has made predictions yet, without creating one.
+
+        The scrape may run in prometheus-client's own thread (METRICS_PORT), so
+        it only reads; monitors are created on the event loop by `observe`.
+        """
+        return self.monitor if self.model is model else None
+
     def status(self, model: DigitModel) -> dict[str, object]:
         """Whether drift is monitored for `model`, and why not (for /model-info)."""
         reference = model.card.drift_reference
@@ -182,12 +190,11 @@ class DriftTracker:
                 "reason": "the model card has no drift_reference; re-export the "
                 "model with the current training pipeline to monitor drift",
             }
-        monitor = self._monitor_for(model)
-        assert monitor is not None  # noqa: S101 - the card has a reference
+        monitor = self.current(model)
         status: dict[str, object] = {
             "enabled": True,
             "window": self.window,
-            "predictions_in_window": monitor.low.filled,
+            "predictions_in_window": 0 if monitor is None else monitor.low.filled,
             "features": sorted(reference.features),
         }
         card = reference.review_thresholds
@@ -220,24 +227,25 @@ class DriftTracker:
         if model is None:
             yield enabled
             return
-        monitor = self._monitor_for(model)
-        enabled.add_metric(version, 0 if monitor is None else 1)
+        reference = model.card.drift_reference
+        enabled.add_metric(version, 0 if reference is None else 1)
         yield enabled
-        if monitor is not None:
-            yield from self._scores(monitor, version[0])
+        if reference is not None:
+            yield from self._scores(reference, self.current(model), version[0])
 
-    def _scores(self, monitor: DriftMonitor, version: str) -> Iterator[Metric]:
+    def _scores(
+        self, reference: DriftReference, monitor: DriftMonitor | None, version: str
+    ) -> Iterator[Metric]:
         window = str(self.window)
-        reference = monitor.reference
-        score = monitor.score()
+        score = None if monitor is None else monitor.score()
+        count = 0 if score is None else score.filled
         filled = GaugeMetricFamily(
             "mnist_drift_window_predictions",
             "Predictions in the drift window; scores are exported once it is full.",
             labels=["model_version", "window"],
         )
-        filled.add_metric([version, window], score.filled)
+        filled.add_metric([version, window], count)
         yield filled
-        full = score.filled >= self.window
         drift = GaugeMetricFamily(
             "mnist_drift_psi",
             "Population stability index of a feature over the window vs the card.",
@@ -256,7 +264,7 @@ class DriftTracker:
         for review, share in reference.review_shares.items():
             reviews.add_metric([review, "reference", version], share)
         low.add_metric(["reference", version], reference.low_confidence_share)
-        if full:
+        if score is not None and count >= self.window:
             for feature, value in score.psi.items():
                 drift.add_metric([feature, version, window], value)
             for review, share in score.review_shares.items():
