@@ -8,9 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from conftest import CARD_FILE, MODEL_FILE, png
 from drift_streams import noisy_rotated, thick
+from mnist_serving.core.config import Settings
 from mnist_serving.imaging.preprocess import IMAGE_FEATURES, grays_to_mnist
 from mnist_serving.model.card import CardError, ModelCard, parse_card
 from mnist_serving.monitoring.drift import BucketWindow, psi
@@ -225,3 +227,13 @@ def test_a_reloaded_model_starts_its_own_window(client_with, sample, tmp_path):
     assert list(gauges(later, "mnist_drift_window_predictions").values()) == [10]
     assert info["predictions_in_window"] == 10
     assert list(gauges(later, "mnist_model_info")) == [f'version="{V2}"']
+
+
+@pytest.mark.parametrize(
+    ("window", "problem"),
+    [(10**9, "less than or equal to 100000"), (199, "greater than or equal to 200")],
+)
+def test_drift_window_outside_its_range_stops_the_server(window, problem):
+    with pytest.raises(ValidationError, match="drift_window") as caught:
+        Settings(drift_window=window)
+    assert problem in str(caught.value)
