@@ -23,6 +23,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run smoke test test-fast lint format viz mlflow-ui serve \
 	benchmark bench-serving lock clean test-azure system-deps image image-training \
+	monitoring-rules \
 	bench-container newcomer-check
 
 help: ## List the targets
@@ -114,6 +115,9 @@ test-fast: install ## Training tests without the slow (training/pipeline) ones
 
 test-azure: install $(AZURITE) ## Blob (Azurite), Azure ML compile/execute, multi-worker tests
 	$(BIN)/pytest tests/azure tests/test_workflows.py
+
+monitoring-rules: install ## Regenerate the k8s PrometheusRule from monitoring/prometheus/rules.yml
+	$(BIN)/python monitoring/prometheusrule.py
 
 lint: install ## ruff, plus the serving/deploy linters
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

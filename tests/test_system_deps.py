@@ -73,5 +73,6 @@ def test_the_list_names_every_package_the_tests_start():
     lines = (ROOT / ".ci" / "apt-packages.txt").read_text().splitlines()
     listed = {line.split()[0] for line in lines if line.split() and line[0] != "#"}
     needed = {"chromium", "fonts-dejavu-core", "nginx", "wrk", "redis-server"}
+    needed |= {"prometheus"}  # promtool and the monitoring tests' Prometheus
     needed |= {"docker.io", "mmdebstrap", "nodejs", "npm", "git", "python3-venv"}
     assert needed <= listed, needed - listed

@@ -100,6 +100,7 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
     assert card["metrics"]["review_bands"] == metrics["review_bands"]
     assert card["calibration"]["baked_into_model"] is True
+    assert card["drift_reference"]["size"] > 0
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     run = client.get_run(card["mlflow_run_id"])
@@ -113,6 +114,7 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "training_curves.png",
         "drawn_examples.png",
         "calibration.json",
+        "drift_reference.json",
         "model",
     } <= artifacts
     logged = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))

@@ -24,10 +24,12 @@ from mnist_serving.api import openapi
 from mnist_serving.api.routes import admin, health, info, page, predict
 from mnist_serving.core.config import Settings, get_settings
 from mnist_serving.core.errors import ServingError
+from mnist_serving.core.metrics import DRIFT
 from mnist_serving.core.middleware import ServingMiddleware
 from mnist_serving.core.security import RateLimiter
 from mnist_serving.model.holder import ModelHolder
 from mnist_serving.model.reload import ModelReloader
+from mnist_serving.monitoring.drift import DriftTracker
 
 log = logging.getLogger(__name__)
 BIG_IMAGE_THREADS = 2
@@ -158,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.state.settings = effective
     app.state.holder = ModelHolder()
+    app.state.drift = DriftTracker(app.state.holder, effective)
+    DRIFT.source = app.state.drift.collect  # one app per process serves
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ClientDisconnect, client_gone)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -37,3 +39,31 @@ def _preprocess() -> Callable[[bytes, int], np.ndarray]:
 def serving_input(image: bytes) -> np.ndarray:
     """PNG or JPEG bytes to the (28, 28, 1) float32 array serving feeds the model."""
     return _preprocess()(image, MAX_PIXELS)[..., np.newaxis]
+
+
+@cache
+def _reference() -> ModuleType:
+    _preprocess()  # the same import, with the same advice when it is missing
+    from mnist_serving.monitoring import reference  # noqa: PLC0415
+
+    return reference
+
+
+def drift_reference(
+    images: np.ndarray,
+    predict: Callable[[np.ndarray], np.ndarray],
+    review_thresholds: tuple[float, float],
+) -> dict[str, Any]:
+    """The card's drift reference of (N, 28, 28, 1) images in [0, 1].
+
+    The images go through serving's preprocessing as the bytes a scanner would
+    send (0-255 gray), `predict` gives the model's (N, 10) probabilities of the
+    result, and serving's own code buckets the features it will monitor.
+    """
+    reference = _reference()
+    reference.require_images(len(images))
+    grays = np.rint(images[..., 0] * 255.0)
+    fields, features = reference.served_features(grays)
+    probabilities = predict(fields[..., np.newaxis])
+    found = reference.reference_of(features, probabilities, review_thresholds)
+    return found.model_dump(mode="json")

@@ -27,6 +27,7 @@ from mnist_mlops.pipelines.training.nodes import (
     build_model_card,
     check_parity,
     collect_metrics,
+    compute_drift_reference,
     evaluate_drawn,
     evaluate_model,
     export_model,
@@ -179,7 +180,25 @@ def test_evaluate_export_parity_and_card(trained, arrays, tmp_path) -> None:
     assert parity["litert_official_test_accuracy"] == pytest.approx(keras_official)
 
     dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
-    card = build_model_card(model_bytes, metrics, parity, dataset, RUN_INFO, params)
+    reference = compute_drift_reference(
+        model_bytes, arrays["x_train"], arrays["y_train"], params
+    )
+    card = build_model_card(
+        model_bytes, metrics, parity, dataset, RUN_INFO, params, None, None, reference
+    )
+    assert card["drift_reference"] == reference
+    assert reference["size"] == 150  # the 10% validation slice of 1,500 rows
+    assert set(reference["features"]) == {
+        "ink_fraction",
+        "stroke_width",
+        "log2_scale",
+        "offset",
+        "confidence",
+        "digit",
+    }
+    stroke = reference["features"]["stroke_width"]
+    assert 1.0 < stroke["edges"][len(stroke["edges"]) // 2] < 3.0  # MNIST: ~2 px
+    assert sum(reference["review_shares"].values()) == pytest.approx(1)
     assert card["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
     assert card["quantization"] == "none"
     assert card["parity"]["litert_official_test_accuracy"] == pytest.approx(
@@ -215,6 +234,14 @@ def assert_serving_loads(model_bytes, card, images, expected, folder) -> None:
     assert served.version == version
     assert served.card == ModelCard.model_validate(card)
     np.testing.assert_allclose(served.predict(images[:, :, :, 0]), expected, atol=1e-5)
+
+
+def test_drift_reference_needs_a_validation_slice_of_50_images(arrays) -> None:
+    few = arrays["x_train"][:300], arrays["y_train"][:300]
+    with pytest.raises(ValueError, match="at least 50 images") as caught:
+        compute_drift_reference(b"unused", *few, {"validation_fraction": 0.1})
+    assert "got 30 images" in str(caught.value)
+    assert "larger validation set" in str(caught.value)
 
 
 def test_a_card_serving_would_refuse_fails_the_run() -> None:

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
         "instead of the API port; unset = on the API port.",
     )
 
+    drift_window: int = Field(
+        default=1000,
+        ge=200,
+        le=100_000,
+        description="Recent predictions over which drift scores and review shares "
+        "are computed; they are exported once the window is full. An unshifted "
+        "window scores a PSI of about (buckets - 1) / window by chance alone.",
+    )
+
     # Quality-assurance review thresholds.
     review_auto_approve: float = Field(default=0.95, gt=0, le=1)
     review_secondary: float = Field(default=0.80, gt=0, le=1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 REQUESTS = Counter(
     "mnist_http_requests_total",
@@ -41,7 +44,35 @@ REJECTED = Counter(
 
 # Pre-bound children: .labels() costs microseconds per call on the hot path.
 DIGIT_COUNTERS = tuple(PREDICTIONS.labels(str(digit)) for digit in range(10))
+# Every reload outcome exists from the start at 0, so that an alert on
+# increase() sees the first failure (a series born at 1 shows no increase).
+for _trigger in ("admin", "poll"):
+    for _outcome in ("reloaded", "unchanged", "failed"):
+        RELOADS.labels(_trigger, _outcome)
 REVIEW_COUNTERS = {
     review: REVIEWS.labels(review)
     for review in ("auto_approved", "secondary_verification", "manual_review")
 }
+
+
+class ScrapeTimeMetrics:
+    """A custom collector that asks `source` for its metrics on every scrape.
+
+    The drift scores are computed only when Prometheus asks (monitoring.drift);
+    the app sets `source` when it is built.
+    """
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[Metric]] | None = None
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: the metrics depend on the served model's card."""
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        """The source's metrics, or none before an app exists."""
+        return [] if self.source is None else self.source()
+
+
+DRIFT = ScrapeTimeMetrics()
+REGISTRY.register(DRIFT)

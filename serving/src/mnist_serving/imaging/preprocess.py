@@ -11,6 +11,8 @@ box, the longer side scaled to 20 px keeping the aspect ratio, pasted into
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -22,6 +24,9 @@ DIGIT_BOX = 20
 MIN_CONTRAST = 40.0  # ink must differ from the background by this much (0-255)
 INK_FRACTION = 0.1  # pixels above this share of the peak count as ink for cropping
 STACK_PIXELS = 128 * 128  # batch images up to this size are preprocessed stacked
+# What the preprocessing learns about each image on the way, for drift monitoring.
+IMAGE_FEATURES = ("ink_fraction", "stroke_width", "log2_scale", "offset")
+STROKE_INK = 0.5  # 28x28 pixels at or above this count as stroke (feature only)
 NO_INK = (
     "no ink found: the image is blank or its digit has too little contrast; "
     "draw or send a visible digit"
@@ -93,31 +98,72 @@ def center_by_mass(digit: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return out
 
 
-def grays_to_mnist(grays: np.ndarray) -> np.ndarray:
+def image_features(
+    field: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> tuple[float, float, float, float]:
+    """IMAGE_FEATURES of one image: its 28x28 field (0-255), ink box and size.
+
+    Stroke width: a stroke of width w and length L covers about w * L pixels
+    and has a boundary about 2 * L long, so w ~ 2 * area / boundary, the
+    boundary being the count of stroke/background pixel edges (no skeleton
+    needed). The count overestimates diagonal boundaries, which biases w the
+    same way for the reference and for serving, so drift scores are unaffected.
+    Scalars in plain Python and whole-array counts: it runs on every prediction.
+    """
+    stroke = field >= STROKE_INK * SCALE
+    area = np.count_nonzero(stroke)
+    boundary = np.count_nonzero(stroke[:, 1:] != stroke[:, :-1]) + np.count_nonzero(
+        stroke[1:] != stroke[:-1]
+    )
+    top, bottom, left, right = box
+    height, width = shape
+    return (
+        area / (CANVAS * CANVAS),
+        2.0 * area / max(boundary, 1),
+        math.log2(DIGIT_BOX / max(bottom - top, right - left)),
+        math.hypot(top + bottom - height, left + right - width)
+        / (2.0 * math.hypot(height, width)),
+    )
+
+
+def grays_to_mnist(grays: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
     """(N, H, W) float32 0-255 gray images to (N, 28, 28) float32 in [0, 1].
 
     Background, polarity, contrast and the ink's bounding box are found for all
     images at once; only the resize and the centring, which depend on each
     crop, run per image. BlankImageError names the first image without ink.
+    When given, `features` (N, 4) receives IMAGE_FEATURES of each image: the
+    stroke's ink fraction and width in the 28x28 input, log2 of the factor the
+    ink's bounding box was scaled by, and how far the box's centre was from the
+    image's centre (a share of the image's diagonal) before centring.
     """
     ink = normalize_polarity(grays)
     mask = ink > INK_FRACTION * SCALE
     top, bottom = _bounds(mask.any(axis=2))
     left, right = _bounds(mask.any(axis=1))
     fields = np.empty((len(grays), CANVAS, CANVAS), dtype=np.float32)
-    for index, (t, b, le, r) in enumerate(zip(top, bottom, left, right, strict=True)):
+    boxes = zip(*(edge.tolist() for edge in (top, bottom, left, right)), strict=True)
+    for index, box in enumerate(boxes):
+        t, b, le, r = box
         fields[index] = center_by_mass(scale_to_box(ink[index, t:b, le:r]))
+        if features is not None:
+            features[index] = image_features(fields[index], box, grays.shape[1:])
     fields *= 1.0 / SCALE
     # Resampling can overshoot 255 by a rounding error; the model expects [0, 1].
     return np.clip(fields, 0.0, 1.0, out=fields)
 
 
-def gray_to_mnist(gray: np.ndarray) -> np.ndarray:
-    """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1]."""
-    return grays_to_mnist(gray[None])[0]
+def gray_to_mnist(gray: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1].
+
+    `features`, when given, is (1, 4): see grays_to_mnist.
+    """
+    return grays_to_mnist(gray[None], features)[0]
 
 
-def batch_to_mnist(grays: list[np.ndarray]) -> np.ndarray:
+def batch_to_mnist(
+    grays: list[np.ndarray], features: np.ndarray | None = None
+) -> np.ndarray:
     """Gray images of any sizes to (N, 28, 28): small ones of one size stacked.
 
     Stacking is where vectorising pays; images above STACK_PIXELS go one at a
@@ -129,16 +175,22 @@ def batch_to_mnist(grays: list[np.ndarray]) -> np.ndarray:
         key = gray.shape if gray.size <= STACK_PIXELS else (index, -1)
         groups.setdefault(key, []).append(index)
     for indices in groups.values():
+        found = None if features is None else features[indices]  # a copy
         try:
-            fields[indices] = grays_to_mnist(np.stack([grays[i] for i in indices]))
+            stack = np.stack([grays[i] for i in indices])
+            fields[indices] = grays_to_mnist(stack, found)
         except BlankImageError as exc:
             raise BlankImageError(indices[exc.index]) from exc
+        if features is not None:
+            features[indices] = found
     return fields
 
 
-def image_to_mnist(image: Image.Image) -> np.ndarray:
+def image_to_mnist(
+    image: Image.Image, features: np.ndarray | None = None
+) -> np.ndarray:
     """Turn an opened image into a (28, 28) float32 array in [0, 1]."""
-    return gray_to_mnist(to_grayscale(image))
+    return gray_to_mnist(to_grayscale(image), features)
 
 
 def preprocess(data: bytes, max_pixels: int) -> np.ndarray:

@@ -10,14 +10,23 @@ imports pydantic only, so the training project can use it without the server.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 MODEL_FILE = "mnist_cnn.tflite"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MAX_EDGES = 100  # buckets per drift feature; each prediction bisects the edges
 
 
 class CardError(ValueError):
@@ -65,6 +74,59 @@ class Calibration(BaseModel):
     )
 
 
+DriftFeature = Literal[
+    "ink_fraction", "stroke_width", "log2_scale", "offset", "confidence", "digit"
+]
+ReviewBand = Literal["auto_approved", "secondary_verification", "manual_review"]
+
+
+class FeatureReference(BaseModel):
+    """One feature's buckets: inner edges and the reference share of each bucket.
+
+    A value `x` falls in bucket `i` = the number of edges <= x, so k edges make
+    k + 1 buckets and the outer ones are open-ended.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    edges: list[float] = Field(min_length=1, max_length=MAX_EDGES)
+    proportions: list[float] = Field(min_length=2, max_length=MAX_EDGES + 1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureReference:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            msg = f"edges must increase strictly, got {self.edges}"
+            raise ValueError(msg)
+        if len(self.proportions) != len(self.edges) + 1:
+            msg = (
+                f"{len(self.edges)} edges make {len(self.edges) + 1} buckets, but "
+                f"{len(self.proportions)} proportions are given"
+            )
+            raise ValueError(msg)
+        if min(self.proportions) <= 0 or not math.isclose(
+            sum(self.proportions), 1.0, abs_tol=1e-3
+        ):
+            msg = f"proportions must be > 0 and sum to 1, got {self.proportions}"
+            raise ValueError(msg)
+        return self
+
+
+class DriftReference(BaseModel):
+    """What the validation data looked like through serving's preprocessing.
+
+    Serving compares the same features of recent predictions with it (PSI).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(ge=1, description="Validation images it was computed on.")
+    features: dict[DriftFeature, FeatureReference] = Field(min_length=1)
+    review_thresholds: dict[Literal["auto_approve", "secondary"], float]
+    review_shares: dict[ReviewBand, float]
+    low_confidence_threshold: float = Field(gt=0, le=1)
+    low_confidence_share: float = Field(ge=0, le=1)
+
+
 class ModelCard(BaseModel):
     """Everything a consumer of the exported LiteRT model needs to know."""
 
@@ -85,6 +147,7 @@ class ModelCard(BaseModel):
     metrics: CardMetrics
     calibration: Calibration | None = None
     quality_gate: dict[str, Any] | None = None  # thresholds the run passed
+    drift_reference: DriftReference | None = None  # None: drift monitoring off
     parity: dict[str, Any] = Field(default_factory=dict)
     dataset: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)

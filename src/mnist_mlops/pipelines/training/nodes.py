@@ -32,6 +32,7 @@ from mnist_mlops.modeling.plots import (
     drawn_examples_figure,
     training_curves,
 )
+from mnist_mlops.modeling.serving_view import drift_reference
 from mnist_mlops.params import TrainingParams, parse
 
 logger = logging.getLogger(__name__)
@@ -327,6 +328,36 @@ CARD_METRICS = (
 )
 
 
+def compute_drift_reference(
+    model_bytes: bytes,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The drift reference of the validation slice, as serving will see its inputs.
+
+    The slice training held out goes through serving's preprocessing and the
+    exported model; serving compares its recent predictions with the result
+    (the card carries it, so each model has its own reference).
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    _, _, x_val, _ = validation_split(x_train, y_train, cfg.validation_fraction)
+    bands = cfg.review_bands
+    reference = drift_reference(
+        x_val,
+        lambda fields: litert_predict(model_bytes, fields),
+        (bands.auto_approved, bands.secondary_verification),
+    )
+    logger.info(
+        "Drift reference of %d validation images: manual review %.4f, "
+        "low confidence %.4f.",
+        reference["size"],
+        reference["review_shares"]["manual_review"],
+        reference["low_confidence_share"],
+    )
+    return reference
+
+
 def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     model_bytes: bytes,
     metrics: dict[str, Any],
@@ -336,6 +367,7 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
     params: dict[str, Any],
     calibration: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card, built with serving's own contract so that serving can read it.
 
@@ -360,6 +392,7 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
             baked_into_model=calibration.get("baked_into_model", False),
         ),
         quality_gate=gate or None,
+        drift_reference=reference,
         parity=parity,
         dataset=dataset_info,
         training=cfg.model_dump(mode="json"),

@@ -6,6 +6,7 @@ from .nodes import (
     build_model_card,
     check_parity,
     collect_metrics,
+    compute_drift_reference,
     evaluate_drawn,
     evaluate_model,
     export_model,
@@ -17,7 +18,10 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card."""
+    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card.
+
+    The card also carries the drift reference of the exported model.
+    """
     return Pipeline(
         [
             Node(
@@ -96,6 +100,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="check_parity_node",
             ),
             Node(
+                compute_drift_reference,
+                ["litert_model", "x_train", "y_train", "params:training"],
+                "drift_reference",
+                name="compute_drift_reference_node",
+            ),
+            Node(
                 build_model_card,
                 [
                     "litert_model",
@@ -106,6 +116,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:training",
                     "calibration",
                     "quality_gate",
+                    "drift_reference",
                 ],
                 "model_card",
                 name="build_model_card_node",

@@ -33,15 +33,20 @@ router = APIRouter(tags=["model"])
         503: {"model": ErrorBody, "description": "No model loaded, and why."},
     },
 )
-async def model_info(holder: HolderDep) -> dict[str, Any]:
+async def model_info(holder: HolderDep, request: Request) -> dict[str, Any]:
     """The model card plus the served version, its source and load time.
 
     `last_reload_error` is why the last reload failed (the served model is
-    unchanged), or null. Needs the API key when keys are set.
+    unchanged), or null; `drift_monitoring` says whether drift is scored and,
+    when not, why. Needs the API key when keys are set.
     """
     if holder.model is None:
         raise ModelUnavailableError(f"model not ready: {holder.reason}")
-    return {**holder.model.info(), "last_reload_error": holder.last_reload_error}
+    return {
+        **holder.model.info(),
+        "last_reload_error": holder.last_reload_error,
+        "drift_monitoring": request.app.state.drift.status(holder.model),
+    }
 
 
 metrics_router = APIRouter(tags=["operations"])

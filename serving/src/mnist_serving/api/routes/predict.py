@@ -29,6 +29,7 @@ from mnist_serving.imaging.decode import (
     to_grayscale,
 )
 from mnist_serving.imaging.preprocess import (
+    IMAGE_FEATURES,
     BlankImageError,
     batch_to_mnist,
     image_to_mnist,
@@ -82,13 +83,22 @@ def _inline(data: bytes, image: Image.Image, ctx: PredictContext) -> bool:
     return len(data) <= INLINE_BYTES and pixels <= ctx.settings.inline_pixels
 
 
-async def to_model_input(data: bytes, ctx: PredictContext) -> np.ndarray:
-    """(28, 28) model input of one image."""
+def drift_features(count: int) -> np.ndarray:
+    """Room for the drift features the preprocessing finds for `count` images."""
+    return np.empty((count, len(IMAGE_FEATURES)))
+
+
+async def to_model_input(
+    data: bytes, ctx: PredictContext, features: np.ndarray | None = None
+) -> np.ndarray:
+    """(28, 28) model input of one image; its drift features into `features`."""
     image = open_image(data, ctx.settings.max_image_pixels)
     if _inline(data, image, ctx):
-        return image_to_mnist(image)
+        return image_to_mnist(image, features)
     limiter = ctx.request.app.state.big_image_limiter
-    return await anyio.to_thread.run_sync(image_to_mnist, image, limiter=limiter)
+    return await anyio.to_thread.run_sync(
+        image_to_mnist, image, features, limiter=limiter
+    )
 
 
 async def to_gray(data: bytes, image: Image.Image, ctx: PredictContext) -> np.ndarray:
@@ -99,8 +109,13 @@ async def to_gray(data: bytes, image: Image.Image, ctx: PredictContext) -> np.nd
     return await anyio.to_thread.run_sync(to_grayscale, image, limiter=limiter)
 
 
-async def classify(images: np.ndarray, ctx: PredictContext) -> list[dict[str, Any]]:
-    """One model call: inline for one image, in a worker thread for a batch."""
+async def classify(
+    images: np.ndarray, ctx: PredictContext, features: np.ndarray
+) -> list[dict[str, Any]]:
+    """One model call: inline for one image, in a worker thread for a batch.
+
+    The images' drift `features` and the outputs go to the drift monitor.
+    """
     if len(images) == 1:
         probabilities = ctx.model.predict(images)
     else:
@@ -109,6 +124,7 @@ async def classify(images: np.ndarray, ctx: PredictContext) -> list[dict[str, An
             ctx.model.predict, images, limiter=limiter
         )
     request = ctx.request
+    request.app.state.drift.observe(ctx.model, features, probabilities)
     audit = AuditContext(
         ctx.request_id, ctx.caller.id, request.url.path, request.state.started
     )
@@ -116,8 +132,9 @@ async def classify(images: np.ndarray, ctx: PredictContext) -> list[dict[str, An
 
 
 async def _answer_one(data: bytes, ctx: PredictContext) -> dict[str, Any]:
-    image = await to_model_input(data, ctx)
-    (result,) = await classify(image[None], ctx)
+    features = drift_features(1)
+    image = await to_model_input(data, ctx, features)
+    (result,) = await classify(image[None], ctx, features)
     return {**result, "model_version": ctx.model.version, "request_id": ctx.request_id}
 
 
@@ -200,17 +217,18 @@ async def predict_batch(
             grays.append(await to_gray(data, image, ctx))
         except ServingError as exc:
             raise _image_error(exc, index, upload) from exc
+    features = drift_features(len(grays))
     try:
         if sum(gray.size for gray in grays) <= ctx.settings.inline_pixels:
-            images = batch_to_mnist(grays)
+            images = batch_to_mnist(grays, features)
         else:
             limiter = ctx.request.app.state.big_image_limiter
             images = await anyio.to_thread.run_sync(
-                batch_to_mnist, grays, limiter=limiter
+                batch_to_mnist, grays, features, limiter=limiter
             )
     except BlankImageError as exc:
         raise _image_error(exc, exc.index, files[exc.index]) from exc
-    results = await classify(images, ctx)
+    results = await classify(images, ctx, features)
     return {
         "predictions": results,
         "count": len(results),

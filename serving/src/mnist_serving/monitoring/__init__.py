@@ -1,0 +1,1 @@
+"""Drift and quality monitoring of the served predictions."""
