@@ -1,0 +1,345 @@
+"""The feedback store as the service uses it: writes batched off the request path.
+
+`record` only appends to an in-memory, bounded queue on the event loop; a
+background task writes the queue every FEEDBACK_FLUSH_SECONDS in one
+executemany, in a worker thread. While the database is down the records wait
+(and are retried with back-off) until the queue is full; records beyond that
+are counted as lost. Predictions never wait for the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio.to_thread
+import numpy as np
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from mnist_serving.core.metrics import (
+    FEEDBACK_LABELS,
+    FEEDBACK_LOST,
+    FEEDBACK_PURGED,
+    FEEDBACK_QUEUE,
+    FEEDBACK_STORE_UP,
+    FEEDBACK_WRITTEN,
+)
+from mnist_serving.store import queries
+from mnist_serving.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+StoreState = Literal["off", "starting", "ok", "unavailable"]
+MAX_BACKOFF_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 3
+SQLITE_BUSY_SECONDS = 10
+UNAVAILABLE = (
+    "the feedback store cannot be reached, so the label was not recorded; "
+    "retry later (GET /health shows the store's state)"
+)
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own message (no SQL, no parameters), shortened for the log."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {str(cause).strip()}"[:300]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, busy timeout, parent folder made) or PostgreSQL."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
+        )
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: Any, _: Any) -> None:
+            # Readers (the training project) do not block the service's writes.
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a restarted server's stale connections are replaced
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+class FeedbackStore:
+    """Prediction records queued for the database, labels and the review queue."""
+
+    def __init__(
+        self, settings: Settings, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.url = settings.store_url
+        self.clock = clock
+        self.all_inputs = settings.feedback_store_inputs == "all"
+        self.retention = timedelta(days=settings.feedback_retention_days)
+        self.queue_size = settings.feedback_queue_size
+        self.flush_seconds = settings.feedback_flush_seconds
+        self.purge_seconds = settings.feedback_purge_seconds
+        self.state: StoreState = "off" if self.url is None else "starting"
+        self.engine: Engine | None = None
+        self.lost = 0
+        self._migrated = False
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def enabled(self) -> bool:
+        """A database is configured (DATABASE_URL is not 'none')."""
+        return self.url is not None
+
+    @property
+    def oldest(self) -> datetime:
+        """Records created before this are expired."""
+        return self.clock() - self.retention
+
+    async def start(self) -> None:
+        """Create the schema, then start the flush and purge loops.
+
+        A database that cannot be reached does not stop the service: the store
+        is `unavailable`, and the flush loop keeps trying.
+        """
+        if self.url is None:
+            return
+        try:
+            self.engine = make_engine(self.url)
+        except (OSError, SQLAlchemyError) as exc:  # e.g. a read-only folder
+            self._down("open", exc)
+            return
+        await self._ensure_schema()
+        self._tasks = [
+            asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._purge_loop()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops and write what is queued (a clean shutdown loses nothing)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        if self.engine is not None:
+            if self._pending and not await self.flush():
+                self._lose(len(self._pending), "the store is down at shutdown")
+                self._pending.clear()
+            await anyio.to_thread.run_sync(self.engine.dispose)
+
+    def record(  # noqa: PLR0913 - what a record holds
+        self,
+        request_id: str,
+        client_id: str | None,
+        model_version: str,
+        images: np.ndarray,
+        results: Sequence[dict[str, Any]],
+        *,
+        batch: bool,
+    ) -> None:
+        """Queue one record per prediction; never blocks, never raises.
+
+        Runs on the event loop, so it only builds dicts; the input's bytes and
+        the JSON are made in the writing thread.
+        """
+        if self.url is None:
+            return
+        now = self.clock()
+        for index, (image, result) in enumerate(zip(images, results, strict=True)):
+            if len(self._pending) >= self.queue_size:
+                self._lose(len(results) - index, "the queue is full")
+                break
+            key = f"{request_id}:{index}" if batch else request_id
+            keep = self.all_inputs or result["review"] != "auto_approved"
+            self._pending.setdefault(
+                key,
+                {
+                    "request_id": key,
+                    "created_at": now,
+                    "model_version": model_version,
+                    "client_id": client_id,
+                    "digit": result["digit"],
+                    "confidence": result["confidence"],
+                    "probabilities": result["probabilities"],
+                    "review": result["review"],
+                    "input": image if keep else None,
+                },
+            )
+        FEEDBACK_QUEUE.set(len(self._pending))
+
+    async def flush(self) -> bool:
+        """Write every queued record; False (and kept queued) when the store is down."""
+        async with self._lock:
+            if self.engine is None:
+                return False
+            if not self._pending:
+                return True
+            if not self._migrated and not await self._ensure_schema():
+                return False
+            batch = list(self._pending.values())
+            try:
+                await anyio.to_thread.run_sync(
+                    queries.insert_records, self.engine, batch
+                )
+            except SQLAlchemyError as exc:
+                self._down("write", exc)
+                return False
+            for record in batch:
+                self._pending.pop(record["request_id"], None)
+            FEEDBACK_WRITTEN.inc(len(batch))
+            FEEDBACK_QUEUE.set(len(self._pending))
+            self._up()
+            return True
+
+    async def label(
+        self, request_id: str, label: int, labelled_by: str | None
+    ) -> queries.LabelOutcome:
+        """Record the true digit of a prediction: 404 unknown, 409 conflicting."""
+        engine = self._require()
+        if request_id in self._pending and not await self.flush():
+            raise StoreUnavailableError(UNAVAILABLE)
+        try:
+            write = partial(
+                queries.record_label,
+                labelled_by=labelled_by,
+                now=self.clock(),
+                oldest=self.oldest,
+            )
+            outcome = await anyio.to_thread.run_sync(write, engine, request_id, label)
+        except SQLAlchemyError as exc:
+            self._down("label", exc)
+            raise StoreUnavailableError(UNAVAILABLE) from exc
+        if outcome.status == "unknown":
+            days = f"{self.retention.total_seconds() / 86400:g}"
+            raise NotFoundError(
+                f"no prediction with request id {request_id!r} in the last {days} "
+                "days; send the request_id (or X-Request-ID) its prediction answered, "
+                "`<request_id>:<index>` for an image of a batch"
+            )
+        if outcome.status == "conflict":
+            raise ConflictError(
+                f"prediction {request_id!r} already has the label {outcome.label}, "
+                f"not {label}; the first label is kept"
+            )
+        if outcome.status == "recorded":
+            correct = "correct" if outcome.digit == label else "wrong"
+            FEEDBACK_LABELS.labels(outcome.model_version, correct).inc()
+        return outcome
+
+    async def pending_review(self, limit: int) -> dict[str, Any]:
+        """The oldest predictions waiting for a reviewer, and how many wait."""
+        engine = self._require()
+        await self.flush()
+        try:
+            return await anyio.to_thread.run_sync(
+                queries.pending_review, engine, self.oldest, limit
+            )
+        except SQLAlchemyError as exc:
+            self._down("review", exc)
+            raise StoreUnavailableError(
+                "the feedback store cannot be reached; retry later"
+            ) from exc
+
+    async def purge(self) -> int:
+        """Delete the expired records; how many went (0 when the store is down)."""
+        if self.engine is None or not self._migrated:
+            return 0
+        try:
+            count = await anyio.to_thread.run_sync(
+                queries.purge, self.engine, self.oldest
+            )
+        except SQLAlchemyError as exc:
+            self._down("purge", exc)
+            return 0
+        FEEDBACK_PURGED.inc(count)
+        if count:
+            log.info(
+                "purged %d expired prediction records",
+                count,
+                extra={"event": "feedback_purged"},
+            )
+        return count
+
+    def _require(self) -> Engine:
+        if self.engine is None:
+            raise StoreUnavailableError(
+                "the feedback store is off (DATABASE_URL=none); set DATABASE_URL "
+                "to a SQLite or PostgreSQL URL to record feedback"
+            )
+        return self.engine
+
+    async def _ensure_schema(self) -> bool:
+        if self.engine is None:
+            return False
+        try:
+            await anyio.to_thread.run_sync(upgrade, self.engine)
+        except SQLAlchemyError as exc:
+            self._down("migrate", exc)
+            return False
+        self._migrated = True
+        self._up()
+        return True
+
+    async def _flush_loop(self) -> None:
+        delay = self.flush_seconds
+        while True:
+            await asyncio.sleep(delay)
+            if await self.flush():
+                delay = self.flush_seconds
+            else:
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await self.purge()
+            await asyncio.sleep(self.purge_seconds)
+
+    def _lose(self, count: int, why: str) -> None:
+        self.lost += count
+        FEEDBACK_LOST.inc(count)
+        log.warning(
+            "%d prediction records not stored: %s",
+            count,
+            why,
+            extra={"event": "feedback_records_lost"},
+        )
+
+    def _up(self) -> None:
+        if self.state != "ok":
+            log.info("feedback store available", extra={"event": "feedback_store_up"})
+        self.state = "ok"
+        FEEDBACK_STORE_UP.set(1)
+
+    def _down(self, action: str, exc: Exception) -> None:
+        if self.state != "unavailable":
+            log.error(
+                "feedback store unavailable (%s failed: %s); predictions go on, "
+                "records wait in the queue; check DATABASE_URL and the database",
+                action,
+                _reason(exc),
+                extra={"event": "feedback_store_down"},
+            )
+        self.state = "unavailable"
+        FEEDBACK_STORE_UP.set(0)
