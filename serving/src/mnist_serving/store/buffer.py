@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from mnist_serving.store.migrate import upgrade
 log = logging.getLogger(__name__)
 StoreState = Literal["off", "starting", "ok", "unavailable"]
 MAX_BACKOFF_SECONDS = 10.0
+LOSS_LOG_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 3
 SQLITE_BUSY_SECONDS = 10
 UNAVAILABLE = (
@@ -102,6 +104,7 @@ class FeedbackStore:
         self.state: StoreState = "off" if self.url is None else "starting"
         self.engine: Engine | None = None
         self.lost = 0
+        self._loss_logged = -LOSS_LOG_SECONDS
         self._migrated = False
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -317,14 +320,18 @@ class FeedbackStore:
             await asyncio.sleep(self.purge_seconds)
 
     def _lose(self, count: int, why: str) -> None:
+        """Count lost records; log at most every LOSS_LOG_SECONDS (not per record)."""
         self.lost += count
         FEEDBACK_LOST.inc(count)
-        log.warning(
-            "%d prediction records not stored: %s",
-            count,
-            why,
-            extra={"event": "feedback_records_lost"},
-        )
+        now = time.monotonic()
+        if now - self._loss_logged >= LOSS_LOG_SECONDS:
+            self._loss_logged = now
+            log.warning(
+                "prediction records not stored: %s (%d lost since start)",
+                why,
+                self.lost,
+                extra={"event": "feedback_records_lost"},
+            )
 
     def _up(self) -> None:
         if self.state != "ok":
