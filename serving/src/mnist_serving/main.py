@@ -21,7 +21,15 @@ from starlette.requests import ClientDisconnect
 
 from mnist_serving import __version__
 from mnist_serving.api import openapi
-from mnist_serving.api.routes import admin, feedback, health, info, page, predict
+from mnist_serving.api.routes import (
+    admin,
+    feedback,
+    health,
+    info,
+    page,
+    predict,
+    review,
+)
 from mnist_serving.core.config import Settings, get_settings
 from mnist_serving.core.errors import ServingError
 from mnist_serving.core.middleware import ServingMiddleware
@@ -179,7 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(predict.json_router, max_body_size=effective.max_json_bytes)
     app.include_router(feedback.router, max_body_size=feedback.MAX_BODY_BYTES)
-    for router in (health.router, info.router, admin.router):
+    for router in (health.router, info.router, admin.router, review.router):
         app.include_router(router)
     if effective.metrics_port is None:
         app.include_router(info.metrics_router)
