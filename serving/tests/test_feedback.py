@@ -382,3 +382,17 @@ def test_keys_get_roles_in_the_keys_file(tmp_path):
         KEY_A: {"predict"},
         KEY_B: {"predict", "feedback", "review"},
     }
+
+
+def test_database_url_file_wins_when_it_exists(tmp_path):
+    """The optional Secret's file, when mounted, overrides the image's 'none'."""
+    secret = tmp_path / "database_url"
+    absent = make_settings(database_url="none", database_url_file=secret)
+    assert absent.store_url is None
+    secret.write_text("postgresql://app:pw@db.example:5432/feedback\n")
+    mounted = make_settings(database_url="none", database_url_file=secret)
+    assert mounted.store_url == "postgresql+psycopg://app:pw@db.example:5432/feedback"
+    assert "pw" not in repr(mounted)
+    secret.write_text("mysql://x")
+    with pytest.raises(ValidationError, match="DATABASE_URL has the scheme 'mysql'"):
+        make_settings(database_url_file=secret)

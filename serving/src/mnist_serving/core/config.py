@@ -208,6 +208,11 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user:password@host/db); unset = the SQLite file "
         "data/feedback/feedback.db under PROJECT_DIR; 'none' = no store.",
     )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="File holding DATABASE_URL (a mounted Secret); when the file "
+        "exists it wins over DATABASE_URL, an absent file leaves DATABASE_URL.",
+    )
     feedback_store_inputs: Literal["review", "all"] = Field(
         default="review",
         description="Store the 28x28 model input of review-routed predictions only, "
@@ -315,6 +320,27 @@ class Settings(BaseSettings):
                 "that a prediction client cannot reload models"
             )
             raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _read_database_url_file(self) -> Settings:
+        """Take DATABASE_URL from DATABASE_URL_FILE when that file exists.
+
+        A Kubernetes Secret mounted as optional may not exist: then the
+        image's DATABASE_URL (none) stands.
+        """
+        path = self.database_url_file
+        if path is None or not path.exists():
+            return self
+        try:
+            url = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = (
+                f"DATABASE_URL_FILE {path} cannot be read ({exc}); fix the "
+                "Secret's mount or unset DATABASE_URL_FILE"
+            )
+            raise ValueError(msg) from exc
+        object.__setattr__(self, "database_url", self._database_scheme(url))
         return self
 
     @field_validator("database_url")
