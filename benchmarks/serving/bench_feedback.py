@@ -43,8 +43,9 @@ from bench_serving import (
     server,
     wrk_script,
 )
+from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
 TARGET = 0.10  # p50 with the store on at most 10% above the store off
 STORES = ("off", "sqlite", "postgresql")
@@ -75,14 +76,14 @@ def postgres_cluster(workdir: Path) -> Iterator[str]:
     ctl = [*owner, pg / "pg_ctl", "-D", data, "-l", root / "log", "-w"]
     _run([*ctl, "-o", options, "start"])
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         _run([*ctl, "-m", "fast", "stop"])
 
 
 def rows_written(url: str) -> int:
     """Rows in the store's table (then emptied, so the next run starts alike)."""
-    engine = create_engine(url)
+    engine = make_engine(url)
     try:
         with engine.begin() as connection:
             count = connection.execute(

@@ -14,11 +14,22 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
+from cryptography.x509.oid import NameOID
+from sqlalchemy import text
 
+from mnist_serving.store.buffer import make_engine
 from serve_process import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -56,15 +67,18 @@ class Postgres:
         return self.root / "data"
 
     def url(self, database: str = "postgres") -> str:
-        """SQLAlchemy URL of `database` (psycopg 3)."""
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        """The URL of `database`, as DATABASE_URL takes it."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
         """A new, empty database; its URL."""
         name = "t" + uuid.uuid4().hex[:12]
-        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {name}")
+        engine = make_engine(self.url()).execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f"CREATE DATABASE {name}"))
+        finally:
+            engine.dispose()
         return self.url(name)
 
     def _ctl(self, *args: str) -> None:
@@ -72,9 +86,11 @@ class Postgres:
         subprocess.run(_as_owner(command), check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server (TLS offered, not required) and wait until it is up."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            f"-c ssl=on -c ssl_cert_file={self.root}/server.crt "
+            f"-c ssl_key_file={self.root}/server.key "
             # fsync off: a test cluster survives a server crash (the OS keeps
             # the writes), not a machine crash. Commits stay synchronous, so
             # the tests' immediate stop loses nothing committed.
@@ -88,6 +104,32 @@ class Postgres:
         self._ctl("-m", "immediate", "-w", "stop")
 
 
+def self_signed_certificate(root: Path) -> None:
+    """server.crt and server.key (0600, the server's own) for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    (root / "server.crt").write_bytes(certificate.public_bytes(Encoding.PEM))
+    key_file = root / "server.key"
+    key_file.write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    key_file.chmod(0o600)
+    if os.geteuid() == 0:
+        for path in (root / "server.crt", key_file):
+            shutil.chown(path, "postgres", "postgres")
+
+
 def start_cluster() -> Postgres:
     """initdb a new cluster in a temporary folder and start it."""
     binaries = postgres_bin()
@@ -95,6 +137,7 @@ def start_cluster() -> Postgres:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     cluster = Postgres(binaries, root, free_port())
+    self_signed_certificate(root)
     initdb = [
         str(binaries / "initdb"),
         "-D",

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import inspect, select, text
 
 from conftest import KEY_A, KEY_B, KEY_C, make_settings, png, running
 from mnist_serving.core.config import Settings
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.preprocess import image_to_mnist
+from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
 
 PNG = {"content-type": "image/png"}
@@ -30,7 +31,7 @@ ALL_TO_REVIEW = {"review_auto_approve": 1.0, "review_secondary": 0.999999}
 
 def rows(url: str) -> dict[str, dict]:
     """Every stored record by request id."""
-    engine = create_engine(url)
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             found = connection.execute(select(predictions)).mappings().all()
@@ -105,7 +106,7 @@ def test_feedback_store_inputs_all_keeps_every_input(store_url, digit_png):
 def test_the_schema_is_the_contract(store_url):
     with running(database_url=store_url):
         pass
-    engine = create_engine(store_url)
+    engine = make_engine(store_url)
     try:
         inspector = inspect(engine)
         columns = {c["name"]: c for c in inspector.get_columns("predictions")}
@@ -341,9 +342,9 @@ def test_health_reports_the_store(store_url):
 def test_the_default_store_is_a_sqlite_file_under_the_project(tmp_path):
     settings = make_settings(database_url="", project_dir=tmp_path)
     assert settings.store_url == f"sqlite:///{tmp_path / 'data/feedback/feedback.db'}"
-    assert make_settings(database_url="postgresql://u:p@h/db").store_url == (
-        "postgresql+psycopg://u:p@h/db"
-    )
+    engine = make_engine("postgresql://u:p@h/db?sslmode=verify-full")
+    assert engine.url.drivername == "postgresql+pg8000"
+    assert "sslmode" not in engine.url.query
 
 
 @pytest.mark.parametrize(
@@ -391,8 +392,35 @@ def test_database_url_file_wins_when_it_exists(tmp_path):
     assert absent.store_url is None
     secret.write_text("postgresql://app:pw@db.example:5432/feedback\n")
     mounted = make_settings(database_url="none", database_url_file=secret)
-    assert mounted.store_url == "postgresql+psycopg://app:pw@db.example:5432/feedback"
+    assert mounted.store_url == "postgresql://app:pw@db.example:5432/feedback"
     assert "pw" not in repr(mounted)
     secret.write_text("mysql://x")
     with pytest.raises(ValidationError, match="DATABASE_URL has the scheme 'mysql'"):
         make_settings(database_url_file=secret)
+
+
+def test_tls_to_postgresql_as_sslmode_asks(postgres, digit_png):
+    """sslmode=require encrypts; verify-full refuses the test server's own cert."""
+    database = postgres.create_database()
+    with running(database_url=f"{database}?sslmode=require") as client:
+        answer = predict(client, digit_png, key=None)
+        assert feedback(client, answer["request_id"], 7, key=None).status_code == 200
+        assert client.get("/health").json()["feedback_store"] == "ok"
+    engine = make_engine(f"{database}?sslmode=require")
+    try:
+        with engine.connect() as connection:
+            encrypted = connection.execute(
+                text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert encrypted is True
+    with running(database_url=f"{database}?sslmode=verify-full") as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok"  # predictions go on
+        assert health["feedback_store"] == "unavailable"  # self-signed: refused
+
+
+def test_unknown_sslmode_fails_at_start():
+    with pytest.raises(ValidationError, match="sslmode='prefer'; use one of disable"):
+        Settings(database_url="postgresql://u@h/db?sslmode=prefer")

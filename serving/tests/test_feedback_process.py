@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from conftest import MODEL_URI
+from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
 from serve_process import running_server
 
@@ -23,7 +24,7 @@ PNG = {"content-type": "image/png"}
 
 def count_rows(url: str) -> int:
     """Records stored in the database at `url`."""
-    engine = create_engine(url)
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             return int(

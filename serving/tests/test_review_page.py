@@ -17,10 +17,11 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import expect
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from conftest import KEY_A, KEY_C, make_settings, png
 from mnist_serving.main import create_app
+from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
 from serve_process import free_port
 from test_browser import ARTIFACTS, browser  # noqa: F401 - the module's fixture
@@ -57,7 +58,7 @@ def review_server(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 def labels_in(database: str) -> dict[str, int | None]:
-    engine = create_engine(database)
+    engine = make_engine(database)
     try:
         with engine.connect() as connection:
             rows = connection.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from limits import parse_many
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -17,7 +18,8 @@ MIN_API_KEY = 16
 ROLES = frozenset({"predict", "feedback", "review"})
 DEFAULT_ROLES = frozenset({"predict"})  # a key written without roles, as before
 DEFAULT_DATABASE = Path("data") / "feedback" / "feedback.db"
-DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+pg8000://")
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")  # what pg8000 can do
 
 
 def parse_key_entry(entry: str, index: int) -> tuple[str, frozenset[str]]:
@@ -205,7 +207,7 @@ class Settings(BaseSettings):
         default="",
         repr=False,  # it may hold a password
         description="SQLAlchemy URL of the feedback store (sqlite:///path or "
-        "postgresql+psycopg://user:password@host/db); unset = the SQLite file "
+        "postgresql://user:password@host/db?sslmode=require); unset = the SQLite file "
         "data/feedback/feedback.db under PROJECT_DIR; 'none' = no store.",
     )
     database_url_file: Path | None = Field(
@@ -278,8 +280,6 @@ class Settings(BaseSettings):
             return None
         if not url:
             return f"sqlite:///{(self.project_dir / DEFAULT_DATABASE).resolve()}"
-        if url.startswith("postgresql://"):  # the driver this package installs
-            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return url
 
     @property
@@ -354,6 +354,15 @@ class Settings(BaseSettings):
                 f"DATABASE_URL has the scheme {scheme!r}, which the feedback store "
                 "does not support; use sqlite:///path/to/file.db or "
                 "postgresql://user:password@host:5432/db, or 'none' for no store"
+            )
+            raise ValueError(msg)
+        modes = parse_qs(urlsplit(url).query).get("sslmode", [])
+        unknown = [mode for mode in modes if mode not in SSL_MODES]
+        if unknown:
+            msg = (
+                f"DATABASE_URL has sslmode={unknown[0]!r}; use one of "
+                f"{', '.join(SSL_MODES)}, e.g. sslmode=verify-full for a managed "
+                "PostgreSQL"
             )
             raise ValueError(msg)
         return url

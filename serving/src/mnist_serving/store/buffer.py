@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -21,10 +22,10 @@ from typing import Any, Literal
 
 import anyio.to_thread
 import numpy as np
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from mnist_serving.core.config import Settings
+from mnist_serving.core.config import SSL_MODES, Settings
 from mnist_serving.core.errors import (
     ConflictError,
     NotFoundError,
@@ -45,7 +46,10 @@ log = logging.getLogger(__name__)
 StoreState = Literal["off", "starting", "ok", "unavailable"]
 MAX_BACKOFF_SECONDS = 10.0
 LOSS_LOG_SECONDS = 10.0
-CONNECT_TIMEOUT_SECONDS = 3
+SOCKET_TIMEOUT_SECONDS = 15  # a connect or a statement; then the store is down
+# What a database that is down, unreachable or refusing raises: the driver's
+# errors wrapped by SQLAlchemy, and socket or TLS errors it may let through.
+STORE_ERRORS = (SQLAlchemyError, OSError)
 SQLITE_BUSY_SECONDS = 10
 UNAVAILABLE = (
     "the feedback store cannot be reached, so the label was not recorded; "
@@ -81,11 +85,39 @@ def make_engine(url: str) -> Engine:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
         return engine
+    target, tls = postgres_url(url)
     return create_engine(
-        url,
+        target,
         pool_pre_ping=True,  # a restarted server's stale connections are replaced
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={"timeout": SOCKET_TIMEOUT_SECONDS, "ssl_context": tls},
     )
+
+
+def postgres_url(url: str) -> tuple[URL, ssl.SSLContext | None]:
+    """The pg8000 URL of a postgresql:// URL, and the TLS its `sslmode` asks for.
+
+    pg8000 takes an SSL context rather than libpq's `sslmode`: `disable` (or
+    none given) is plain TCP, `require` encrypts without checking the
+    certificate, `verify-ca` checks it against the system's CAs, `verify-full`
+    the host name too (what a managed PostgreSQL such as Azure's wants).
+    """
+    parsed = make_url(url).set(drivername="postgresql+pg8000")
+    mode = parsed.query.get("sslmode", "disable")
+    parsed = parsed.difference_update_query(["sslmode"])
+    if mode == "disable":
+        return parsed, None
+    if mode not in SSL_MODES:
+        msg = (
+            f"DATABASE_URL has sslmode={mode!r}; use one of {', '.join(SSL_MODES)} "
+            "(or none, for plain TCP)"
+        )
+        raise ArgumentError(msg)
+    context = ssl.create_default_context()
+    if mode != "verify-full":
+        context.check_hostname = False
+    if mode == "require":
+        context.verify_mode = ssl.CERT_NONE
+    return parsed, context
 
 
 class FeedbackStore:
@@ -130,7 +162,7 @@ class FeedbackStore:
             return
         try:
             self.engine = make_engine(self.url)
-        except (OSError, SQLAlchemyError) as exc:  # e.g. a read-only folder
+        except STORE_ERRORS as exc:  # e.g. a read-only folder
             self._down("open", exc)
             return
         await self._ensure_schema()
@@ -206,7 +238,7 @@ class FeedbackStore:
                 await anyio.to_thread.run_sync(
                     queries.insert_records, self.engine, batch
                 )
-            except SQLAlchemyError as exc:
+            except STORE_ERRORS as exc:
                 self._down("write", exc)
                 return False
             for record in batch:
@@ -231,7 +263,7 @@ class FeedbackStore:
                 oldest=self.oldest,
             )
             outcome = await anyio.to_thread.run_sync(write, engine, request_id, label)
-        except SQLAlchemyError as exc:
+        except STORE_ERRORS as exc:
             self._down("label", exc)
             raise StoreUnavailableError(UNAVAILABLE) from exc
         if outcome.status == "unknown":
@@ -259,7 +291,7 @@ class FeedbackStore:
             return await anyio.to_thread.run_sync(
                 queries.pending_review, engine, self.oldest, limit
             )
-        except SQLAlchemyError as exc:
+        except STORE_ERRORS as exc:
             self._down("review", exc)
             raise StoreUnavailableError(
                 "the feedback store cannot be reached; retry later"
@@ -273,7 +305,7 @@ class FeedbackStore:
             count = await anyio.to_thread.run_sync(
                 queries.purge, self.engine, self.oldest
             )
-        except SQLAlchemyError as exc:
+        except STORE_ERRORS as exc:
             self._down("purge", exc)
             return 0
         FEEDBACK_PURGED.inc(count)
@@ -298,7 +330,7 @@ class FeedbackStore:
             return False
         try:
             await anyio.to_thread.run_sync(upgrade, self.engine)
-        except SQLAlchemyError as exc:
+        except STORE_ERRORS as exc:
             self._down("migrate", exc)
             return False
         self._migrated = True
