@@ -99,11 +99,15 @@ def test_database_stopped_mid_run(tmp_path, postgres, digit_png):
 
 
 def test_sigterm_writes_the_queue_before_exiting(tmp_path, digit_png):
-    """Records still queued at SIGTERM (flushed only every 60 s) are all stored."""
-    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    """Records still queued at SIGTERM (flushed only every 60 s) are all stored.
+
+    DATABASE_URL unset: the default store, a SQLite file under the working
+    directory's data/feedback/, as `make serve` uses it.
+    """
+    url = f"sqlite:///{tmp_path / 'data' / 'feedback' / 'feedback.db'}"
     env = {
         "MODEL_URI": MODEL_URI,
-        "DATABASE_URL": url,
+        "DATABASE_URL": "",  # the default
         "FEEDBACK_FLUSH_SECONDS": "60",
         "SHUTDOWN_DELAY_SECONDS": "0",
     }

@@ -271,7 +271,9 @@ class FeedbackStore:
             raise NotFoundError(
                 f"no prediction with request id {request_id!r} in the last {days} "
                 "days; send the request_id (or X-Request-ID) its prediction answered, "
-                "`<request_id>:<index>` for an image of a batch"
+                "`<request_id>:<index>` for an image of a batch. A prediction made "
+                f"within {self.flush_seconds:g} s by another replica may not be "
+                "written yet: retry after that"
             )
         if outcome.status == "conflict":
             raise ConflictError(
