@@ -333,6 +333,8 @@ def test_without_a_store_feedback_says_how_to_turn_it_on(digit_png):
 
 def test_health_reports_the_store(store_url):
     with running(database_url=store_url) as client:
+        # The start does not wait for the database; the first write migrates.
+        assert client.portal.call(client.app.state.store.flush) is True
         health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["feedback_store"] == "ok"
@@ -416,6 +418,7 @@ def test_tls_to_postgresql_as_sslmode_asks(postgres, digit_png):
         engine.dispose()
     assert encrypted is True
     with running(database_url=f"{database}?sslmode=verify-full") as client:
+        assert client.portal.call(client.app.state.store.flush) is False
         health = client.get("/health").json()
         assert health["status"] == "ok"  # predictions go on
         assert health["feedback_store"] == "unavailable"  # self-signed: refused

@@ -6,6 +6,7 @@ crash) while predictions flow, then started again.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from conftest import MODEL_URI
 from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
-from serve_process import running_server
+from serve_process import running_server, start_server
 
 pytestmark = pytest.mark.reliability
 PNG = {"content-type": "image/png"}
@@ -117,3 +118,41 @@ def test_sigterm_writes_the_queue_before_exiting(tmp_path, digit_png):
         assert count_rows(url) == 0
         assert server.stop() == 0
     assert count_rows(url) == 30
+
+
+def test_a_database_that_never_answers_delays_neither_start_nor_predictions(
+    tmp_path, digit_png
+):
+    """A PostgreSQL address that accepts connections and then says nothing."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        env = {
+            "MODEL_URI": MODEL_URI,
+            "DATABASE_URL": f"postgresql://serving@127.0.0.1:{port}/feedback",
+            "SHUTDOWN_DELAY_SECONDS": "0",
+        }
+        server = start_server(tmp_path, env)
+        try:
+            assert server.wait_ready() < 10  # the driver's timeout is 15 s
+            slowest = 0.0
+            for _ in range(20):
+                started = time.monotonic()
+                assert predict(server.url, digit_png).status_code == 200
+                slowest = max(slowest, time.monotonic() - started)
+            assert slowest < 2, f"a prediction took {slowest:.1f} s"
+            state = httpx.get(f"{server.url}/health", timeout=5).json()
+            assert state["status"] == "ok"
+            assert state["feedback_store"] == "starting"  # still waiting
+            started = time.monotonic()
+            assert server.stop() == 0
+            # The queued records get 5 s to be written, then count as lost; the
+            # exit then waits for the driver's threads to time out (15 s), still
+            # within the pod's grace period (35 s).
+            assert time.monotonic() - started < 25
+        finally:
+            if server.proc.poll() is None:
+                server.proc.kill()
+    events = [line.get("event") for line in server.log_lines()]
+    assert "feedback_records_lost" in events

@@ -18,7 +18,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 import numpy as np
@@ -45,6 +45,8 @@ from mnist_serving.store.migrate import upgrade
 log = logging.getLogger(__name__)
 StoreState = Literal["off", "starting", "ok", "unavailable"]
 MAX_BACKOFF_SECONDS = 10.0
+STOP_FLUSH_SECONDS = 5.0
+T = TypeVar("T")
 LOSS_LOG_SECONDS = 10.0
 SOCKET_TIMEOUT_SECONDS = 15  # a connect or a statement; then the store is down
 # What a database that is down, unreachable or refusing raises: the driver's
@@ -138,14 +140,10 @@ class FeedbackStore:
         self.lost = 0
         self._loss_logged = -LOSS_LOG_SECONDS
         self._migrated = False
+        self._migration: asyncio.Future[None] | None = None
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def enabled(self) -> bool:
-        """A database is configured (DATABASE_URL is not 'none')."""
-        return self.url is not None
 
     @property
     def oldest(self) -> datetime:
@@ -153,10 +151,11 @@ class FeedbackStore:
         return self.clock() - self.retention
 
     async def start(self) -> None:
-        """Create the schema, then start the flush and purge loops.
+        """Start the flush loop (which first migrates the schema) and the purge loop.
 
-        A database that cannot be reached does not stop the service: the store
-        is `unavailable`, and the flush loop keeps trying.
+        Nothing here waits for the database: one that is slow or down delays
+        neither the start nor predictions; the store is `starting`, then `ok`
+        or `unavailable`, and the flush loop keeps trying.
         """
         if self.url is None:
             return
@@ -165,24 +164,31 @@ class FeedbackStore:
         except STORE_ERRORS as exc:  # e.g. a read-only folder
             self._down("open", exc)
             return
-        await self._ensure_schema()
         self._tasks = [
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._purge_loop()),
         ]
 
     async def stop(self) -> None:
-        """Stop the loops and write what is queued (a clean shutdown loses nothing)."""
+        """Stop the loops and write what is queued (a clean shutdown loses nothing).
+
+        The last write gets STOP_FLUSH_SECONDS: a database that hangs must not
+        hold the pod past its termination grace period.
+        """
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError):
                 await task
-        if self.engine is not None:
-            if self._pending and not await self.flush():
-                self._lose(len(self._pending), "the store is down at shutdown")
-                self._pending.clear()
-            await anyio.to_thread.run_sync(self.engine.dispose)
+        if self.engine is None:
+            return
+        written = False
+        with suppress(TimeoutError):
+            written = await asyncio.wait_for(self.flush(), STOP_FLUSH_SECONDS)
+        if self._pending and not written:
+            self._lose(len(self._pending), "the store is down at shutdown")
+            self._pending.clear()
+        await self._in_thread(self.engine.dispose)
 
     def record(  # noqa: PLR0913 - what a record holds
         self,
@@ -227,17 +233,13 @@ class FeedbackStore:
     async def flush(self) -> bool:
         """Write every queued record; False (and kept queued) when the store is down."""
         async with self._lock:
-            if self.engine is None:
+            if not await self._ensure_schema():
                 return False
             if not self._pending:
                 return True
-            if not self._migrated and not await self._ensure_schema():
-                return False
             batch = list(self._pending.values())
             try:
-                await anyio.to_thread.run_sync(
-                    queries.insert_records, self.engine, batch
-                )
+                await self._in_thread(queries.insert_records, self.engine, batch)
             except STORE_ERRORS as exc:
                 self._down("write", exc)
                 return False
@@ -253,7 +255,7 @@ class FeedbackStore:
     ) -> queries.LabelOutcome:
         """Record the true digit of a prediction: 404 unknown, 409 conflicting."""
         engine = self._require()
-        if request_id in self._pending and not await self.flush():
+        if not await self.flush():  # the schema, and this id if still queued
             raise StoreUnavailableError(UNAVAILABLE)
         try:
             write = partial(
@@ -262,7 +264,7 @@ class FeedbackStore:
                 now=self.clock(),
                 oldest=self.oldest,
             )
-            outcome = await anyio.to_thread.run_sync(write, engine, request_id, label)
+            outcome = await self._in_thread(write, engine, request_id, label)
         except STORE_ERRORS as exc:
             self._down("label", exc)
             raise StoreUnavailableError(UNAVAILABLE) from exc
@@ -288,9 +290,12 @@ class FeedbackStore:
     async def pending_review(self, limit: int) -> dict[str, Any]:
         """The oldest predictions waiting for a reviewer, and how many wait."""
         engine = self._require()
-        await self.flush()
+        if not await self.flush():
+            raise StoreUnavailableError(
+                "the feedback store cannot be reached; retry later"
+            )
         try:
-            return await anyio.to_thread.run_sync(
+            return await self._in_thread(
                 queries.pending_review, engine, self.oldest, limit
             )
         except STORE_ERRORS as exc:
@@ -301,12 +306,11 @@ class FeedbackStore:
 
     async def purge(self) -> int:
         """Delete the expired records; how many went (0 when the store is down)."""
-        if self.engine is None or not self._migrated:
-            return 0
+        async with self._lock:
+            if not await self._ensure_schema():
+                return 0
         try:
-            count = await anyio.to_thread.run_sync(
-                queries.purge, self.engine, self.oldest
-            )
+            count = await self._in_thread(queries.purge, self.engine, self.oldest)
         except STORE_ERRORS as exc:
             self._down("purge", exc)
             return 0
@@ -319,6 +323,15 @@ class FeedbackStore:
             )
         return count
 
+    @staticmethod
+    async def _in_thread(function: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work in a worker thread, abandoned if cancelled.
+
+        A cancelled wait (shutdown) leaves the thread to finish or time out on
+        its own; a batch written that way again is skipped by its primary key.
+        """
+        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
     def _require(self) -> Engine:
         if self.engine is None:
             raise StoreUnavailableError(
@@ -328,10 +341,21 @@ class FeedbackStore:
         return self.engine
 
     async def _ensure_schema(self) -> bool:
+        """Migrate once (callers hold the lock); False while the store is down.
+
+        The migration is one task that outlives a cancelled caller, so that a
+        shutdown never starts a second one while the first still runs.
+        """
+        if self._migrated:
+            return True
         if self.engine is None:
             return False
+        if self._migration is None or self._migration.done():
+            self._migration = asyncio.ensure_future(
+                anyio.to_thread.run_sync(upgrade, self.engine)
+            )
         try:
-            await anyio.to_thread.run_sync(upgrade, self.engine)
+            await asyncio.shield(self._migration)
         except STORE_ERRORS as exc:
             self._down("migrate", exc)
             return False
@@ -342,11 +366,11 @@ class FeedbackStore:
     async def _flush_loop(self) -> None:
         delay = self.flush_seconds
         while True:
-            await asyncio.sleep(delay)
             if await self.flush():
                 delay = self.flush_seconds
             else:
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(delay)
 
     async def _purge_loop(self) -> None:
         while True:
