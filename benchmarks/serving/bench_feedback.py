@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
+    # SIGTERM ends the run through the finally blocks: servers and cluster stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     load_before = round(os.getloadavg()[0], 2)
     runs: dict[str, list[dict]] = {store: [] for store in STORES}
     with tempfile.TemporaryDirectory() as tmp, postgres_cluster(Path(tmp)) as pg_url:
