@@ -6,6 +6,7 @@ session's real server) and an app whose lifespan migrates it.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -197,8 +198,8 @@ def test_a_batch_image_takes_feedback_by_its_index(store_url, sample):
         "*",
     ],
 )
-def test_unknown_and_sql_looking_ids_are_just_unknown(request_id, digit_png, tmp_path):
-    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+def test_unknown_and_sql_looking_ids_are_just_unknown(request_id, digit_png, store_url):
+    url = store_url
     with running(database_url=url, api_keys=KEYS) as client:
         kept = predict(client, digit_png)
         response = feedback(client, request_id, 7)
@@ -427,3 +428,42 @@ def test_tls_to_postgresql_as_sslmode_asks(postgres, digit_png):
 def test_unknown_sslmode_fails_at_start():
     with pytest.raises(ValidationError, match="sslmode='prefer'; use one of disable"):
         Settings(database_url="postgresql://u@h/db?sslmode=prefer")
+
+
+def test_review_items_for_reviewer_keys_only(store_url, sample):
+    settings = {"database_url": store_url, "api_keys": KEYS, **ALL_TO_REVIEW}
+    with running(**settings) as client:
+        answers = [predict(client, png(sample["images"][i])) for i in range(3)]
+        assert feedback(client, answers[0]["request_id"], 7).status_code == 200
+        reviewer = {"X-API-Key": KEY_C}
+        waiting = client.get("/review/items", headers=reviewer)
+        assert waiting.status_code == 200, waiting.text
+        body = waiting.json()
+        assert body["pending"] == 2  # the labelled one is done
+        first = body["items"][0]
+        assert first["request_id"] == answers[1]["request_id"]  # oldest first
+        assert first["guesses"][0]["digit"] == answers[1]["digit"]
+        assert len(first["guesses"]) == 3
+        assert len(base64.b64decode(first["input"])) == 28 * 28
+        assert first["created_at"].endswith(("Z", "+00:00"))
+        one = client.get("/review/items?limit=1", headers=reviewer).json()
+        assert len(one["items"]) == 1 and one["pending"] == 2
+        for key in (KEY_A, KEY_B):  # predict and feedback keys
+            refused = client.get("/review/items", headers={"X-API-Key": key})
+            assert refused.status_code == 403
+            assert "lacks the role 'review'" in refused.json()["detail"]
+        assert client.get("/review/items").status_code == 401
+        for limit in (0, 101, 10**30, "x"):
+            bad = client.get(f"/review/items?limit={limit}", headers=reviewer)
+            assert bad.status_code == 422
+        page = client.get("/review")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert '<script src="/static/review.js"></script>' in page.text
+
+
+def test_review_items_without_a_store_say_so():
+    with running(database_url="none") as client:
+        response = client.get("/review/items")
+    assert response.status_code == 503
+    assert "feedback store is off" in response.json()["detail"]
