@@ -467,3 +467,20 @@ def test_review_items_without_a_store_say_so():
         response = client.get("/review/items")
     assert response.status_code == 503
     assert "feedback store is off" in response.json()["detail"]
+
+
+def test_a_restart_keeps_the_records_and_migrates_nothing_twice(store_url, digit_png):
+    answers = []
+    for _ in range(2):  # two lifetimes of the service on one database
+        with running(database_url=store_url) as client:
+            answers.append(predict(client, digit_png, key=None)["request_id"])
+    assert set(rows(store_url)) == set(answers)
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(
+                text("SELECT version_num FROM alembic_version")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [row[0] for row in versions] == ["0001"]
