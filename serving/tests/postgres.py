@@ -10,9 +10,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,9 +157,12 @@ def start_cluster() -> Postgres:
 
 
 def remove_cluster(cluster: Postgres) -> None:
-    """Stop the server (if up) and delete its folder."""
+    """Stop the server (if up), by signal if pg_ctl fails, and delete its folder."""
     try:
         cluster.stop()
-    except subprocess.CalledProcessError:
-        pass  # already stopped
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pid_file = cluster.data / "postmaster.pid"
+        if pid_file.exists():  # still running: SIGQUIT is the immediate stop
+            with suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
     shutil.rmtree(cluster.root, ignore_errors=True)
