@@ -80,7 +80,11 @@ def digit_png(sample: dict[str, np.ndarray]) -> bytes:
 
 def make_settings(**overrides: Any) -> Settings:
     """Test settings: the fixture model, no rate limit unless asked."""
-    values: dict[str, Any] = {"model_uri": MODEL_URI, "rate_limit": ""}
+    values: dict[str, Any] = {
+        "model_uri": MODEL_URI,
+        "rate_limit": "",
+        "database_url": "none",
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -104,3 +108,22 @@ def client() -> Iterator[TestClient]:
 def client_with() -> Callable[..., Any]:
     """Factory for a client with setting overrides: `with client_with(x=1) as c:`."""
     return running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (Debian's `postgresql`)."""
+    from postgres import remove_cluster, start_cluster  # noqa: PLC0415
+
+    cluster = start_cluster()
+    yield cluster
+    remove_cluster(cluster)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty feedback database: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.db'}"
+    cluster = request.getfixturevalue("postgres")
+    return str(cluster.create_database())

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import MODEL_ROOT, png, require_tool
+from conftest import MODEL_ROOT, jpeg, png, require_tool
 from serve_process import free_port
 from test_rolling_restart import Traffic, start_nginx
 
@@ -323,3 +323,34 @@ def test_rolling_restart_of_two_pods_behind_nginx_fails_no_request(
     )
     assert traffic.failures == []
     assert traffic.outcomes["ok"] >= 100
+
+
+def test_feedback_store_works_in_the_slimmed_image(pods, sample):
+    """The store's packages as the image ships them (ORM, Cython parts and
+    Pillow's extra codecs removed): records, feedback, review items, a JPEG.
+
+    SQLite on the pod's /tmp here; the image's default is DATABASE_URL=none.
+    """
+    off = pods.start(keys=False)
+    off.wait_ready()
+    assert httpx.get(f"{off.url}/health").json()["feedback_store"] == "off"
+    pod = pods.start(
+        keys=False, DATABASE_URL="sqlite:////tmp/feedback.db", REVIEW_AUTO_APPROVE="1"
+    )
+    pod.wait_ready()
+    with httpx.Client(base_url=pod.url, timeout=10) as client:
+        answers = [
+            client.post("/predict", content=data, headers={"content-type": kind})
+            for data, kind in (
+                (png(sample["images"][0]), "image/png"),
+                (jpeg(sample["images"][1]), "image/jpeg"),
+            )
+        ]
+        assert [a.status_code for a in answers] == [200, 200], answers[-1].text
+        assert [a.json()["digit"] for a in answers] == [7, 2]
+        body = {"request_id": answers[1].json()["request_id"], "label": 2}
+        assert client.post("/feedback", json=body).json()["status"] == "recorded"
+        waiting = client.get("/review/items").json()
+        assert waiting["pending"] == 1  # the PNG's prediction, still unlabelled
+        assert len(waiting["items"][0]["guesses"]) == 3
+        assert client.get("/health").json()["feedback_store"] == "ok"

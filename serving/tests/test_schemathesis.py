@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -49,7 +51,9 @@ schemathesis.openapi.format(
         st.text(min_size=1),
     ),
 )
-APP = create_app(make_settings(max_batch_images=8))
+# A real SQLite feedback store, so that POST /feedback answers 200/404/409/422.
+STORE = Path(tempfile.mkdtemp(prefix="mnist-schemathesis-")) / "feedback.db"
+APP = create_app(make_settings(max_batch_images=8, database_url=f"sqlite:///{STORE}"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],

@@ -21,7 +21,15 @@ from starlette.requests import ClientDisconnect
 
 from mnist_serving import __version__
 from mnist_serving.api import openapi
-from mnist_serving.api.routes import admin, health, info, page, predict
+from mnist_serving.api.routes import (
+    admin,
+    feedback,
+    health,
+    info,
+    page,
+    predict,
+    review,
+)
 from mnist_serving.core.config import Settings, get_settings
 from mnist_serving.core.errors import ServingError
 from mnist_serving.core.metrics import DRIFT
@@ -30,6 +38,7 @@ from mnist_serving.core.security import RateLimiter
 from mnist_serving.model.holder import ModelHolder
 from mnist_serving.model.reload import ModelReloader
 from mnist_serving.monitoring.drift import DriftTracker
+from mnist_serving.store.buffer import FeedbackStore
 
 log = logging.getLogger(__name__)
 BIG_IMAGE_THREADS = 2
@@ -43,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model once at start; the process stays up if that fails.
 
     With MODEL_POLL_SECONDS > 0 a task reloads new model versions while serving.
+    The feedback store migrates its schema and starts writing in the background;
+    at shutdown it writes what is still queued.
     """
     settings: Settings = app.state.settings
     app.state.started = time.monotonic()
@@ -54,6 +65,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if holder.model is None:
         holder.load(settings)
     app.state.reloader = reloader = ModelReloader(holder, settings)
+    app.state.store = store = FeedbackStore(settings)
+    await store.start()
     poller = None
     if settings.model_poll_seconds > 0:
         poller = asyncio.create_task(reloader.poll(settings.model_poll_seconds))
@@ -65,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
+        await store.stop()  # writes the queued records
 
 
 async def serving_error(_: Request, exc: Exception) -> JSONResponse:
@@ -176,7 +190,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(predict.json_router, max_body_size=effective.max_json_bytes)
-    for router in (health.router, info.router, admin.router):
+    app.include_router(feedback.router, max_body_size=feedback.MAX_BODY_BYTES)
+    for router in (health.router, info.router, admin.router, review.router):
         app.include_router(router)
     if effective.metrics_port is None:
         app.include_router(info.metrics_router)

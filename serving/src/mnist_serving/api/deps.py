@@ -14,10 +14,18 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from mnist_serving.core.config import Settings
-from mnist_serving.core.security import Caller, RateLimiter, match_api_key, unauthorized
+from mnist_serving.core.security import (
+    Caller,
+    RateLimiter,
+    client_id_for_key,
+    forbidden,
+    match_key,
+    unauthorized,
+)
 from mnist_serving.model.holder import ModelHolder
 from mnist_serving.model.runtime import DigitModel
 
+PREDICT_ROLE = frozenset({"predict"})
 api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
@@ -44,23 +52,31 @@ HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 
 
 async def check_caller(
-    request: Request, settings: Settings, api_key: str | None
+    request: Request,
+    settings: Settings,
+    api_key: str | None,
+    roles: frozenset[str] | None = None,
 ) -> Caller:
     """The caller's key id when keys are set (401 otherwise), else its address.
 
     Wrong keys count against the address's limit of failed checks (429 above it).
+    With `roles`, a key that has none of them is refused (403 naming the role).
     """
     limiter: RateLimiter = request.app.state.rate_limiter
     source = request.client.host if request.client else "unknown"
     if not settings.api_keys:
         return Caller(source, authenticated=False)
     await limiter.check_auth_failures(source)
-    key_id = match_api_key(api_key, settings.api_keys)
-    if key_id is None:
+    key = match_key(api_key, settings.api_keys)
+    if key is None:
         if api_key:
             await limiter.auth_failed(source)
         raise unauthorized(api_key)
-    return Caller(key_id, authenticated=True)
+    caller = Caller(client_id_for_key(key), True, settings.key_roles[key])
+    if roles is not None and not roles & caller.roles:
+        what = f"{request.method} {request.url.path}"
+        raise forbidden(caller, roles, what)
+    return caller
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ async def get_predict_context(
     """
     state = request.app.state
     settings: Settings = state.settings
-    caller = await check_caller(request, settings, api_key)
+    caller = await check_caller(request, settings, api_key, PREDICT_ROLE)
     limiter: RateLimiter = state.rate_limiter
     await limiter.charge(caller)
     holder: ModelHolder = state.holder

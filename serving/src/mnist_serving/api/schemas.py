@@ -101,6 +101,16 @@ class HealthResponse(BaseModel):
         description="The last reload was refused (the served model is unchanged); "
         "/model-info and the log say why.",
     )
+    feedback_store: Literal["off", "starting", "ok", "unavailable"] = Field(
+        default="off",
+        description="The feedback store: `unavailable` while its database cannot "
+        "be reached. Predictions go on either way, so readiness ignores it.",
+    )
+    feedback_records_lost: int = Field(
+        default=0,
+        description="Prediction records this process could not store (its queue "
+        "was full while the store was down).",
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -5,13 +5,70 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_ADMIN_TOKEN = 16
 MIN_API_KEY = 16
+# What an API key may do: `predict` (the predict routes and /model-info),
+# `feedback` (POST /feedback) and `review` (the /review page's items and labels).
+ROLES = frozenset({"predict", "feedback", "review"})
+DEFAULT_ROLES = frozenset({"predict"})  # a key written without roles, as before
+DEFAULT_DATABASE = Path("data") / "feedback" / "feedback.db"
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+pg8000://")
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")  # what pg8000 can do
+
+
+def parse_key_entry(entry: str, index: int) -> tuple[str, frozenset[str]]:
+    """``KEY`` or ``KEY:role+role``: the key and its roles, checked.
+
+    A key written without roles keeps what keys did before roles existed:
+    prediction. Every key is at least MIN_API_KEY characters.
+    """
+    key, sep, role_text = entry.rpartition(":")
+    if not sep:
+        key, roles = entry, DEFAULT_ROLES
+    else:
+        roles = frozenset(role.strip() for role in role_text.split("+"))
+        unknown = sorted(roles - ROLES)
+        if unknown or not role_text.strip():
+            msg = (
+                f"API key {index + 1} has unknown roles {unknown or [role_text]}; "
+                f"write KEY or KEY:role+role with roles from {sorted(ROLES)}, "
+                "e.g. KEY:predict+feedback"
+            )
+            raise ValueError(msg)
+    if len(key) < MIN_API_KEY:
+        msg = (
+            f"API key {index + 1} has {len(key)} characters, fewer than "
+            f"{MIN_API_KEY}; use random keys, e.g. `openssl rand -hex 32`"
+        )
+        raise ValueError(msg)
+    return key, roles
+
+
+def _keys_file_entries(path: Path) -> list[str]:
+    """The entries of API_KEYS_FILE (comma or newline separated); never none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = (
+            f"API_KEYS_FILE {path} cannot be read ({exc}); "
+            "mount the Secret there or unset API_KEYS_FILE"
+        )
+        raise ValueError(msg) from exc
+    entries = [entry.strip() for entry in text.replace(",", "\n").splitlines()]
+    entries = [entry for entry in entries if entry]
+    if not entries:
+        msg = (
+            f"API_KEYS_FILE {path} holds no keys, which would turn "
+            "authentication off; put the keys in the Secret or unset API_KEYS_FILE"
+        )
+        raise ValueError(msg)
+    return entries
 
 
 class Settings(BaseSettings):
@@ -42,7 +99,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         repr=False,
-        description="Comma-separated keys; when set, predict endpoints need X-API-Key.",
+        description="Comma-separated keys, each KEY or KEY:role+role (roles predict, "
+        "feedback, review; none written = predict); when set, endpoints need "
+        "X-API-Key with their role.",
     )
     api_keys_file: Path | None = Field(
         default=None,
@@ -152,6 +211,42 @@ class Settings(BaseSettings):
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # The feedback store.
+    database_url: str = Field(
+        default="",
+        repr=False,  # it may hold a password
+        description="SQLAlchemy URL of the feedback store (sqlite:///path or "
+        "postgresql://user:password@host/db?sslmode=require); unset = the SQLite file "
+        "data/feedback/feedback.db under PROJECT_DIR; 'none' = no store.",
+    )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="File holding DATABASE_URL (a mounted Secret); when the file "
+        "exists it wins over DATABASE_URL, an absent file leaves DATABASE_URL.",
+    )
+    feedback_store_inputs: Literal["review", "all"] = Field(
+        default="review",
+        description="Store the 28x28 model input of review-routed predictions only, "
+        "or of all of them.",
+    )
+    feedback_retention_days: float = Field(
+        default=90, gt=0, description="Days a prediction record is kept."
+    )
+    feedback_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records waiting to be written, at most; beyond that (store "
+        "down) the oldest are dropped and counted as lost.",
+    )
+    feedback_flush_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="Write the waiting records this often."
+    )
+    feedback_purge_seconds: float = Field(
+        default=3600, gt=0, description="Delete expired records this often."
+    )
+
+    _key_roles: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -170,43 +265,36 @@ class Settings(BaseSettings):
             return keys
         return value
 
-    @field_validator("api_keys")
-    @classmethod
-    def _long_keys(cls, keys: list[str]) -> list[str]:
-        """Every key is at least MIN_API_KEY characters: short keys can be guessed."""
-        for index, key in enumerate(keys):
-            if len(key) < MIN_API_KEY:
-                msg = (
-                    f"API key {index + 1} has {len(key)} characters, fewer than "
-                    f"{MIN_API_KEY}; use random keys, e.g. `openssl rand -hex 32`"
-                )
-                raise ValueError(msg)
-        return keys
-
     @model_validator(mode="after")
-    def _read_keys_file(self) -> Settings:
-        """Add the keys of API_KEYS_FILE; a missing file fails at start, loudly."""
-        if self.api_keys_file is None:
-            return self
-        try:
-            text = self.api_keys_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            msg = (
-                f"API_KEYS_FILE {self.api_keys_file} cannot be read ({exc}); "
-                "mount the Secret there or unset API_KEYS_FILE"
-            )
-            raise ValueError(msg) from exc
-        keys = [key.strip() for key in text.replace(",", "\n").splitlines()]
-        keys = [key for key in keys if key]
-        if not keys:
-            msg = (
-                f"API_KEYS_FILE {self.api_keys_file} holds no keys, which would turn "
-                "authentication off; put the keys in the Secret or unset API_KEYS_FILE"
-            )
-            raise ValueError(msg)
-        self._long_keys(keys)
-        object.__setattr__(self, "api_keys", [*self.api_keys, *keys])
+    def _collect_keys(self) -> Settings:
+        """Add the keys of API_KEYS_FILE, split off each key's roles, check lengths.
+
+        A missing or empty file fails at start, loudly.
+        """
+        entries = list(self.api_keys)
+        if self.api_keys_file is not None:
+            entries += _keys_file_entries(self.api_keys_file)
+        roles = dict(
+            parse_key_entry(entry, index) for index, entry in enumerate(entries)
+        )
+        object.__setattr__(self, "api_keys", list(roles))
+        self._key_roles = roles
         return self
+
+    @property
+    def store_url(self) -> str | None:
+        """The feedback store's SQLAlchemy URL, or None when it is off."""
+        url = self.database_url.strip()
+        if url.lower() == "none":
+            return None
+        if not url:
+            return f"sqlite:///{(self.project_dir / DEFAULT_DATABASE).resolve()}"
+        return url
+
+    @property
+    def key_roles(self) -> dict[str, frozenset[str]]:
+        """The roles of each API key (keys without roles: ``predict``)."""
+        return self._key_roles
 
     @model_validator(mode="after")
     def _read_admin_token(self) -> Settings:
@@ -242,6 +330,51 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _read_database_url_file(self) -> Settings:
+        """Take DATABASE_URL from DATABASE_URL_FILE when that file exists.
+
+        A Kubernetes Secret mounted as optional may not exist: then the
+        image's DATABASE_URL (none) stands.
+        """
+        path = self.database_url_file
+        if path is None or not path.exists():
+            return self
+        try:
+            url = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = (
+                f"DATABASE_URL_FILE {path} cannot be read ({exc}); fix the "
+                "Secret's mount or unset DATABASE_URL_FILE"
+            )
+            raise ValueError(msg) from exc
+        object.__setattr__(self, "database_url", self._database_scheme(url))
+        return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        """Only the databases the store is tested with; a typo fails at start."""
+        url = value.strip()
+        if url and url.lower() != "none" and not url.startswith(DATABASE_SCHEMES):
+            scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+            msg = (
+                f"DATABASE_URL has the scheme {scheme!r}, which the feedback store "
+                "does not support; use sqlite:///path/to/file.db or "
+                "postgresql://user:password@host:5432/db, or 'none' for no store"
+            )
+            raise ValueError(msg)
+        modes = parse_qs(urlsplit(url).query).get("sslmode", [])
+        unknown = [mode for mode in modes if mode not in SSL_MODES]
+        if unknown:
+            msg = (
+                f"DATABASE_URL has sslmode={unknown[0]!r}; use one of "
+                f"{', '.join(SSL_MODES)}, e.g. sslmode=verify-full for a managed "
+                "PostgreSQL"
+            )
+            raise ValueError(msg)
+        return url
 
     @field_validator("rate_limit", "rate_limit_anonymous", "auth_failure_limit")
     @classmethod

@@ -44,6 +44,30 @@ class UnauthorizedError(ServingError):
     status_code = 401
 
 
+class ForbiddenError(ServingError):
+    """A known API key without the role the endpoint needs."""
+
+    status_code = 403
+
+
+class NotFoundError(ServingError):
+    """The object asked for does not exist (or no longer does)."""
+
+    status_code = 404
+
+
+class ConflictError(ServingError):
+    """The request contradicts what is already stored."""
+
+    status_code = 409
+
+
+class StoreUnavailableError(ServingError):
+    """The feedback store is off or cannot be reached."""
+
+    status_code = 503
+
+
 class AdminDisabledError(ServingError):
     """An admin endpoint was called but no ADMIN_TOKEN is configured."""
 

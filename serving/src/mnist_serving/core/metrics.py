@@ -76,3 +76,30 @@ class ScrapeTimeMetrics:
 
 DRIFT = ScrapeTimeMetrics()
 REGISTRY.register(DRIFT)
+
+# The feedback store.
+FEEDBACK_WRITTEN = Counter(
+    "mnist_feedback_records_written_total", "Prediction records written to the store."
+)
+FEEDBACK_LOST = Counter(
+    "mnist_feedback_records_lost_total",
+    "Prediction records not stored: the store was down and its queue full.",
+)
+FEEDBACK_QUEUE = Gauge(
+    "mnist_feedback_queue_records", "Prediction records waiting to be written."
+)
+FEEDBACK_STORE_UP = Gauge(
+    "mnist_feedback_store_up", "1 when the last write to the feedback store worked."
+)
+FEEDBACK_PURGED = Counter(
+    "mnist_feedback_records_purged_total", "Records deleted after their retention."
+)
+# Live accuracy per model version: correct / (correct + wrong) over labelled
+# predictions, e.g. sum by (model_version) (rate(...{outcome="correct"}[1d]))
+# divided by the same sum without the outcome filter.
+FEEDBACK_LABELS = Counter(
+    "mnist_feedback_labels_total",
+    "Feedback labels recorded, by the predicting model's version and whether "
+    "its digit was right.",
+    ["model_version", "outcome"],
+)

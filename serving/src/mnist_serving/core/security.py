@@ -22,8 +22,12 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from mnist_serving.core.config import Settings
-from mnist_serving.core.errors import RateLimitedError, UnauthorizedError
+from mnist_serving.core.config import ROLES, Settings
+from mnist_serving.core.errors import (
+    ForbiddenError,
+    RateLimitedError,
+    UnauthorizedError,
+)
 
 log = logging.getLogger(__name__)
 CHALLENGE = {"WWW-Authenticate": "ApiKey"}
@@ -31,10 +35,14 @@ CHALLENGE = {"WWW-Authenticate": "ApiKey"}
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: a key id ("key-…") or, without keys, the address."""
+    """Who sent a request: a key id ("key-…") or, without keys, the address.
+
+    `roles` are the key's; without keys configured every caller has them all.
+    """
 
     id: str
     authenticated: bool
+    roles: frozenset[str] = ROLES
 
 
 def client_id_for_key(key: str) -> str:
@@ -42,15 +50,24 @@ def client_id_for_key(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def match_api_key(given: str | None, keys: list[str]) -> str | None:
-    """The key id of `given` among `keys`, else None (compared in constant time)."""
+def match_key(given: str | None, keys: list[str]) -> str | None:
+    """The key among `keys` that equals `given`, else None (constant time)."""
     if not given:
         return None
     matched = None
     for key in keys:  # compare with every key so timing reveals nothing
         if hmac.compare_digest(given.encode(), key.encode()):
             matched = key
-    return None if matched is None else client_id_for_key(matched)
+    return matched
+
+
+def forbidden(caller: Caller, roles: frozenset[str], what: str) -> ForbiddenError:
+    """The 403 for a known key that lacks every role in `roles`."""
+    needed = " or ".join(f"'{role}'" for role in sorted(roles))
+    return ForbiddenError(
+        f"API key {caller.id} lacks the role {needed} that {what} needs; give the "
+        f"key that role in API_KEYS (KEY:role+role) or use a key that has it"
+    )
 
 
 def unauthorized(given: str | None) -> UnauthorizedError:

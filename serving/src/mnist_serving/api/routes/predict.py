@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from PIL import Image
 
 from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
+from mnist_serving.api.routes.feedback import record
 from mnist_serving.api.schemas import (
     ERROR_RESPONSES,
     BatchResponse,
@@ -135,6 +136,7 @@ async def _answer_one(data: bytes, ctx: PredictContext) -> dict[str, Any]:
     features = drift_features(1)
     image = await to_model_input(data, ctx, features)
     (result,) = await classify(image[None], ctx, features)
+    record(ctx, image[None], [result], batch=False)
     return {**result, "model_version": ctx.model.version, "request_id": ctx.request_id}
 
 
@@ -229,6 +231,7 @@ async def predict_batch(
     except BlankImageError as exc:
         raise _image_error(exc, exc.index, files[exc.index]) from exc
     results = await classify(images, ctx, features)
+    record(ctx, images, results, batch=True)
     return {
         "predictions": results,
         "count": len(results),

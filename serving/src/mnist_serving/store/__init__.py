@@ -1,0 +1,1 @@
+"""The feedback store: prediction records and their true labels (SQLAlchemy)."""
