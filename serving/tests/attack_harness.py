@@ -26,7 +26,7 @@ from serve_process import Server, start_server
 
 POD_MEMORY = 512 * 1024 * 1024
 POD_FILES = 1024
-CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")  # v1; its parent is v2's root
 Attack = Callable[[str], list[int]]  # base URL -> the attack's status codes
 
 
@@ -51,14 +51,72 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+class CgroupUnavailableError(RuntimeError):
+    """No memory cgroup can be made here: the message says how to allow one."""
+
+
+def _hierarchy() -> tuple[Path, str, str]:
+    """The memory hierarchy to use: its root, its limit file, its process file.
+
+    cgroup v1 (a `memory` controller mounted on its own, as on this project's CI
+    machines) or v2 (the unified hierarchy of current distributions and GitHub's
+    runners), where the memory controller must be enabled for new children.
+    """
+    if (CGROUP_ROOT / "memory.limit_in_bytes").is_file():
+        return CGROUP_ROOT, "memory.limit_in_bytes", "tasks"
+    unified = CGROUP_ROOT.parent
+    if "memory" in _read(unified / "cgroup.controllers").split():
+        control = unified / "cgroup.subtree_control"
+        if "memory" not in _read(control).split():
+            _write(control, "+memory")
+        return unified, "memory.max", "cgroup.procs"
+    raise CgroupUnavailableError(
+        "the attack suite caps mnist-serve at the pod's 512 MiB with a memory "
+        "cgroup, and this machine offers no memory controller under "
+        f"{CGROUP_ROOT.parent}; run it as root on a Linux host (or in a container "
+        "started with --privileged --cgroupns host, or with "
+        "-v /sys/fs/cgroup:/sys/fs/cgroup:rw)"
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _denied(path: Path, exc: OSError) -> CgroupUnavailableError:
+    return CgroupUnavailableError(
+        f"cannot write {path} ({exc.strerror}): the attack suite needs to make a "
+        "512 MiB memory cgroup; run it as root on a Linux host, or in a container "
+        "started with --privileged --cgroupns host or with "
+        "-v /sys/fs/cgroup:/sys/fs/cgroup:rw"
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise _denied(path, exc) from exc
+
+
 @contextmanager
 def memory_cgroup(name: str) -> Iterator[Path]:
-    """A cgroup (v1 memory controller) capped at POD_MEMORY, as Docker makes one."""
-    group = CGROUP_ROOT / name
-    group.mkdir()
+    """A memory cgroup capped at POD_MEMORY, as Docker makes one for the pod.
+
+    Yields the file to write the server's pid into.
+    """
+    root, limit, procs = _hierarchy()
+    group = root / name
     try:
-        (group / "memory.limit_in_bytes").write_text(str(POD_MEMORY))
-        yield group
+        group.mkdir()
+    except OSError as exc:
+        raise _denied(group, exc) from exc
+    try:
+        _write(group / limit, str(POD_MEMORY))
+        yield group / procs
     finally:
         for _ in range(50):
             try:
@@ -76,10 +134,10 @@ def pod_limits() -> None:
 @contextmanager
 def pod_server(workdir: Path, env: dict[str, str]) -> Iterator[Server]:
     """A ready mnist-serve in a 512 MiB memory cgroup with 1024 descriptors."""
-    with memory_cgroup(f"mnist-attack-{os.getpid()}-{time.monotonic_ns()}") as group:
+    with memory_cgroup(f"mnist-attack-{os.getpid()}-{time.monotonic_ns()}") as procs:
         server = start_server(workdir, env, preexec_fn=pod_limits)
         try:
-            (group / "tasks").write_text(str(server.proc.pid))
+            _write(procs, str(server.proc.pid))
             server.wait_ready()
             yield server
         finally:
