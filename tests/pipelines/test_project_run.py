@@ -19,7 +19,7 @@ from mnist_mlops.pipeline_registry import register_pipelines
 NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
-    "training": {"epochs": 1, "quality_gate": NO_GATE},
+    "training": {"epochs": 1, "quality_gate": NO_GATE, "numbers": {"count": 20}},
 }
 TRACKED_METRICS = {
     "test_accuracy",

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import MissingDependencyError
 
@@ -37,3 +39,49 @@ def _preprocess() -> Callable[[bytes, int], np.ndarray]:
 def serving_input(image: bytes) -> np.ndarray:
     """PNG or JPEG bytes to the (28, 28, 1) float32 array serving feeds the model."""
     return _preprocess()(image, MAX_PIXELS)[..., np.newaxis]
+
+
+@cache
+def _read_number_image() -> tuple[Callable[..., Any], type[Exception]]:
+    try:
+        from mnist_serving.core.errors import ServingError  # noqa: PLC0415
+        from mnist_serving.model.number_reader import (  # noqa: PLC0415
+            read_number_image,
+        )
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "The serving package 'mnist_serving' is not installed: the number test "
+            "set is read by serving's own number reader. Install it into this "
+            "environment with `pip install --no-deps -e ./serving` (`make install` "
+            "does)."
+        ) from exc
+    return read_number_image, ServingError
+
+
+def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str | None]:
+    """A function from PNG bytes of a number to the digits serving reads in it.
+
+    It reads exactly as POST /predict-number does (decode, segment, one batched
+    call of the LiteRT model per number), with one interpreter for all numbers.
+    None where serving would refuse the image (its 4xx).
+    """
+    read_number_image, refused = _read_number_image()
+    interpreter = Interpreter(model_content=model_bytes)
+    entry = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        batch = images.reshape(-1, 28, 28, 1).astype(np.float32)
+        interpreter.resize_tensor_input(entry, list(batch.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output).copy()
+
+    def read(image: bytes) -> str | None:
+        try:
+            return read_number_image(image, predict, max_digits, MAX_PIXELS).number
+        except refused:
+            return None
+
+    return read

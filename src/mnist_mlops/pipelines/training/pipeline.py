@@ -8,6 +8,7 @@ from .nodes import (
     collect_metrics,
     evaluate_drawn,
     evaluate_model,
+    evaluate_numbers,
     export_model,
     fit_calibration,
     quality_gate,
@@ -17,7 +18,7 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card."""
+    """Arrays -> model -> calibration, export -> metrics, numbers -> gate -> card."""
     return Pipeline(
         [
             Node(
@@ -40,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 evaluate_model,
+                evaluate_numbers,
                 [
                     "keras_model",
                     "x_test",
@@ -65,8 +67,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_drawn_node",
             ),
             Node(
+                evaluate_numbers,
+                [
+                    "litert_model",
+                    "x_official_test",
+                    "y_official_test",
+                    "params:training",
+                ],
+                "number_metrics",
+                name="evaluate_numbers_node",
+            ),
+            Node(
                 collect_metrics,
-                ["evaluation_metrics", "drawn_metrics", "params:training"],
+                [
+                    "evaluation_metrics",
+                    "drawn_metrics",
+                    "params:training",
+                    "number_metrics",
+                ],
                 ["metrics", "metrics_mlflow"],
                 name="collect_metrics_node",
             ),
