@@ -23,7 +23,8 @@ import numpy as np
 from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import InvalidInputError
 from mnist_serving.imaging.preprocess import grays_to_mnist
-from mnist_serving.imaging.segment import Atom, Segmentation
+from mnist_serving.imaging.decode import open_image
+from mnist_serving.imaging.segment import MAX_ASPECT, Atom, Segmentation, segment
 from mnist_serving.model.predictions import Review, review_for
 
 # Width / height of the ink of each digit 0-9 in MNIST's test set: mean and
@@ -181,6 +182,21 @@ def read_number(
     reading.doubts.extend(_shape_doubts(path, shapes))
     reading.doubts.extend(_split_doubts(splits, digits))
     return reading
+
+
+def read_number_image(
+    data: bytes,
+    predict: Callable[[np.ndarray], np.ndarray],
+    max_digits: int,
+    max_pixels: int,
+) -> NumberReading:
+    """PNG or JPEG bytes of one number to its reading: decode, segment, classify.
+
+    Every decode guard of the single-digit path applies, with the number's own
+    aspect bound (a 20-digit number is far wider than a digit).
+    """
+    image = open_image(data, max_pixels, max_aspect=MAX_ASPECT)
+    return read_number(segment(image, max_digits), predict, max_digits)
 
 
 def _shape_doubts(path: tuple[int, ...], shapes: np.ndarray) -> list[str]:

@@ -41,7 +41,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 evaluate_model,
-                evaluate_numbers,
                 [
                     "keras_model",
                     "x_test",

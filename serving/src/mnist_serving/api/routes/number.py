@@ -7,21 +7,20 @@ from typing import Any
 import anyio.to_thread
 
 from mnist_serving.api.deps import PredictContext
-from mnist_serving.imaging.decode import open_image
-from mnist_serving.imaging.segment import MAX_ASPECT, segment
 from mnist_serving.model.number_reader import (
     NumberReading,
     number_review,
-    read_number,
+    read_number_image,
 )
 from mnist_serving.model.predictions import AuditContext, to_predictions
 
 
 def _read(data: bytes, ctx: PredictContext) -> NumberReading:
     """Decode, segment and classify (one model call); runs in a worker thread."""
-    image = open_image(data, ctx.settings.max_image_pixels, max_aspect=MAX_ASPECT)
-    limit = ctx.settings.max_number_digits
-    return read_number(segment(image, limit), ctx.model.predict, limit)
+    settings = ctx.settings
+    return read_number_image(
+        data, ctx.model.predict, settings.max_number_digits, settings.max_image_pixels
+    )
 
 
 async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:
