@@ -99,6 +99,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert metrics["drawn_test_samples"] == 300
     assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
     assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert metrics["number_test_samples"] == 20
+    for key in ("number_test_exact", "number_test_digit_accuracy"):
+        assert card["metrics"][key] == metrics[key]
     assert card["calibration"]["baked_into_model"] is True
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
