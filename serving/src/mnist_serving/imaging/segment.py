@@ -39,6 +39,7 @@ CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
 STROKES_PER_DIGIT = 3  # a number of N digits has at most 3N strokes
 MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
 MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
+MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
 NO_DIGIT = (
     "no digit found: the image holds no handwriting that could be a digit (only "
     "ruled lines or specks); send the field with the number written in it"
@@ -289,17 +290,31 @@ def _atoms(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, line: float)
     return atoms
 
 
-def _candidates(atoms: list[Atom], line: float) -> list[tuple[int, int]]:
-    """Runs of up to MAX_ATOMS neighbouring atoms at most MAX_SPAN lines wide.
+def gap_columns(atoms: list[Atom]) -> int:
+    """Columns between the atoms' left and right that none of them covers."""
+    gap, reach = 0, None
+    for atom in sorted(atoms, key=lambda a: a.left):
+        if reach is not None and atom.left > reach:
+            gap += atom.left - reach
+        reach = atom.right if reach is None else max(reach, atom.right)
+    return gap
 
-    A single atom is always a candidate, so every split exists.
+
+def _candidates(atoms: list[Atom], line: float) -> list[tuple[int, int]]:
+    """Runs of up to MAX_ATOMS neighbouring atoms that could be one digit.
+
+    At most MAX_SPAN lines wide and with at most MAX_GAP lines of empty columns
+    inside; a single atom is always a candidate, so every split exists.
     """
     segments = []
     for first in range(len(atoms)):
         left = atoms[first].left
         for end in range(first + 1, min(first + MAX_ATOMS, len(atoms)) + 1):
-            right = max(a.right for a in atoms[first:end])
-            if end > first + 1 and right - left > MAX_SPAN * line:
+            run = atoms[first:end]
+            if end > first + 1 and (
+                max(a.right for a in run) - left > MAX_SPAN * line
+                or gap_columns(run) > MAX_GAP * line
+            ):
                 break
             segments.append((first, end))
     return segments

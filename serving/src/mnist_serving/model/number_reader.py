@@ -22,9 +22,15 @@ import numpy as np
 
 from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import InvalidInputError
-from mnist_serving.imaging.preprocess import grays_to_mnist
 from mnist_serving.imaging.decode import open_image
-from mnist_serving.imaging.segment import MAX_ASPECT, Atom, Segmentation, segment
+from mnist_serving.imaging.preprocess import grays_to_mnist
+from mnist_serving.imaging.segment import (
+    MAX_ASPECT,
+    Atom,
+    Segmentation,
+    gap_columns,
+    segment,
+)
 from mnist_serving.model.predictions import Review, review_for
 
 # Width / height of the ink of each digit 0-9 in MNIST's test set: mean and
@@ -82,16 +88,6 @@ def _extent(atoms: list[Atom]) -> tuple[int, int, int, int]:
     )
 
 
-def _gap(atoms: list[Atom]) -> int:
-    """Empty columns between the atoms of one segment."""
-    gap, reach = 0, None
-    for atom in sorted(atoms, key=lambda a: a.left):
-        if reach is not None and atom.left > reach:
-            gap += atom.left - reach
-        reach = atom.right if reach is None else max(reach, atom.right)
-    return gap
-
-
 def shape_penalty(atoms: list[Atom], line: float, digit: int) -> float:
     """How implausible `digit` of this shape is (0 for an ordinary one)."""
     left, right, top, bottom = _extent(atoms)
@@ -103,7 +99,7 @@ def shape_penalty(atoms: list[Atom], line: float, digit: int) -> float:
     excess = max(0.0, deviation - ASPECT_FREE)
     penalty = ASPECT_WEIGHT * 0.5 * excess**2
     penalty += SHORT_WEIGHT * max(0.0, SHORT - height / line)
-    return penalty + GAP_WEIGHT * _gap(atoms) / line
+    return penalty + GAP_WEIGHT * gap_columns(atoms) / line
 
 
 def overlap_penalty(first: tuple[int, int], second: tuple[int, int]) -> float:
