@@ -4,11 +4,12 @@ the most plausible split into digits by dynamic programming.
 A split is a sequence of segments (runs of neighbouring atoms, see
 `mnist_serving.imaging.segment`) that covers every atom once. Its score is the
 sum over its segments of the log-probability of the segment's top class minus
-penalties for shapes a single digit rarely has: much wider than tall, much
-shorter than the line, or a gap inside it; and for two neighbouring digits that
-overlap horizontally. The classifier thus decides where touching digits are cut
-(segmentation by recognition), and the digits' probabilities are those of the
-same call.
+penalties for shapes that class rarely has in MNIST (too wide for that digit,
+much shorter than the line, a gap inside), for two neighbouring digits that
+overlap in their columns, and for each cut through a stroke. The classifier
+thus decides where touching digits are cut and which broken strokes form one
+digit (segmentation by recognition); the digits' probabilities are those of
+the same call.
 """
 
 from __future__ import annotations
