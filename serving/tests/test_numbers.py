@@ -6,8 +6,9 @@ import base64
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import png
+from conftest import jpeg, png
 from mnist_serving.imaging.segment import label_marks
 from number_images import compose, first_of
 
@@ -204,3 +205,24 @@ def test_label_marks_matches_a_flood_fill(density):
     assert count == flood_count(mask)
     assert ((labels > 0) == mask).all()
     assert set(np.unique(labels[mask]).tolist()) == set(range(1, count + 1))
+
+
+def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):
+    digits = "12345678909876543210"
+    number = compose(first_of(sample, digits), gap=7)
+    body = read(client, number.image).json()
+    assert len(body["number"]) == 20
+    assert sum(a == b for a, b in zip(body["number"], digits, strict=True)) >= 18
+    big = np.asarray(
+        Image.fromarray(255 - number.image).resize(
+            (number.image.shape[1] * 12, number.image.shape[0] * 12)
+        )
+    )
+    response = client.post(
+        "/predict-number", content=jpeg(big), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["number"] == body["number"]
+    x, _, w, _ = response.json()["digits"][-1]["box"]
+    assert x + w <= big.shape[1]
+    assert x > 0.9 * big.shape[1]  # boxes are in the upload's own pixels
