@@ -117,6 +117,14 @@ def test_one_model_call_per_number(client, sample, monkeypatch):
     assert len(calls) == 1
 
 
+def salt(image: np.ndarray, dots: int) -> np.ndarray:
+    """The image with `dots` single ink pixels at random places."""
+    rng = np.random.default_rng(dots)
+    out = image.copy()
+    out[rng.integers(0, out.shape[0], dots), rng.integers(0, out.shape[1], dots)] = 255
+    return out
+
+
 @pytest.mark.parametrize(
     ("image", "status", "words"),
     [
@@ -137,8 +145,19 @@ def test_one_model_call_per_number(client, sample, monkeypatch):
         (np.pad(np.full((4, 20_000), 255, np.uint8), 100), 422, "no digit found"),
         (np.pad(np.full((4, 2_000), 255, np.uint8), 30), 422, "no digit found"),
         (np.zeros((1, 1000), np.uint8), 422, "longer than it is wide"),
+        (salt(np.zeros((300, 900), np.uint8), 60), 422, "no digit found"),
+        (salt(np.zeros((300, 900), np.uint8), 5000), 422, "noise"),
     ],
-    ids=["blank", "uniform-noise", "gaussian-noise", "rule-20000", "rule", "sliver"],
+    ids=[
+        "blank",
+        "uniform-noise",
+        "gaussian-noise",
+        "rule-20000",
+        "rule",
+        "sliver",
+        "sparse-dots",
+        "dense-dots",
+    ],
 )
 def test_unreadable_fields_are_4xx(client, image, status, words):
     response = read(client, image)

@@ -3,11 +3,11 @@
 The image is reduced by Pillow to a bounded size, its ink found with the
 single-digit path's own polarity step, and the ink split into connected
 components (8-connected runs joined in NumPy). Ruled lines and specks are
-dropped relative to the line height; wide components get candidate cuts at the
-thin columns of their ink. What comes out is a list of *atoms* in reading order
+dropped relative to the line height; wide components get candidate cuts along
+the paths of least ink. What comes out is a list of *atoms* in reading order
 and every candidate *segment* (a run of up to MAX_ATOMS neighbouring atoms) as
 an ink crop. Which segmentation is right is left to the classifier
-(`mnist_serving.model.numbers`): the crops are all classified in one call.
+(`mnist_serving.model.number_reader`): the crops are all classified in one call.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ SOLID = 0.75  # a wide mark with more of its box inked than this is not a stroke
 STACKED = 0.5  # marks sharing this share of their columns are one digit's pieces
 RULE_ASPECT = 8.0  # a mark this many times wider than tall is a ruled line
 SPECK = 0.2  # marks smaller than this share of the line height are dropped
+SPECK_PIXELS = 3  # ... and marks of fewer pixels a side than this, always
+MIN_LINE_PIXELS = 8  # digits shorter than this (after the reductions) are refused
 MIN_PIECE = 0.2  # a cut leaves pieces at least this share of the line height wide
 CUT_WIDTH = 1.0  # marks wider than this share of the line height get cut candidates
 CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
@@ -192,11 +194,20 @@ def _keep(boxes: np.ndarray) -> tuple[np.ndarray, float]:
     """Which marks are digit ink (not ruled lines, not specks), and the line height."""
     heights = boxes[:, 1] - boxes[:, 0]
     widths = boxes[:, 3] - boxes[:, 2]
-    keep = widths <= RULE_ASPECT * heights
+    keep = (widths <= RULE_ASPECT * heights) & (
+        np.maximum(heights, widths) >= SPECK_PIXELS
+    )
     if not keep.any():
         raise InvalidInputError(NO_DIGIT)
     big = _column_heights(boxes[keep])
     line = float(np.median(big[big >= 0.5 * big.max()]))
+    if line < MIN_LINE_PIXELS:
+        raise InvalidInputError(
+            f"the handwriting is only about {line:.0f} px tall once the image is "
+            f"reduced to {LINE_PIXELS} px of ink height: the digits are too small "
+            "next to the rest of the ink or the image; crop the image to the "
+            "number or write it larger"
+        )
     keep &= np.maximum(heights, widths) >= SPECK * line
     if not keep.any():
         raise InvalidInputError(NO_DIGIT)
