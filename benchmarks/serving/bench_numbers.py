@@ -9,8 +9,9 @@ package), and wrk from Debian:
 Prints, for the model at --model-uri (default: serving's small fixture model):
   * number_test_exact, the touching subset's exact rate and digit accuracy on
     --count numbers of 2-12 digits composed from the official MNIST test
-    digits (the training pipeline's own set and reader), and the time one
-    reading takes in-process (p50);
+    digits (the training pipeline's own set, read by serving's reader), the
+    time one reading takes in-process (p50), and for each review band the
+    share of numbers routed to it and the share of those read wrong;
   * POST /predict-number of one 6-digit number (raw PNG body) on a real
     mnist-serve with one uvicorn worker on 127.0.0.1: p50 at 1 client and
     numbers/s at 32 connections (wrk), with errors.
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import (
@@ -48,7 +50,9 @@ from mnist_mlops.modeling.number_set import (
     number_metrics,
     to_png,
 )
-from mnist_mlops.modeling.serving_view import number_reader
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ServingError
+from mnist_serving.model.number_reader import number_review, read_number_image
 
 OFFICIAL_TEST_ROWS = 10_000
 SEED = 20261213  # conf/base/parameters_training.yml: training.numbers.seed
@@ -70,19 +74,51 @@ def model_file(uri: str) -> Path:
     return sorted(path.glob("*/*.tflite"))[-1]
 
 
-def accuracy(model: bytes, images, labels, count: int) -> dict[str, float]:
-    """The composed set's figures, as the training pipeline computes them."""
+def predictor(model: bytes):
+    """One LiteRT interpreter, resized to each call's batch."""
+    interpreter = Interpreter(model_content=model)
+    entry = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        batch = batch.reshape(-1, 28, 28, 1).astype(np.float32)
+        interpreter.resize_tensor_input(entry, list(batch.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output).copy()
+
+    return predict
+
+
+def accuracy(model: bytes, images, labels, count: int) -> dict:
+    """The composed set's figures, as the training pipeline computes them, plus
+    each review band's share of the numbers and the share of those read wrong.
+    """
     numbers = compose_numbers(images, labels, count, SEED)
-    read = number_reader(model, max_digits=20)
-    readings, seconds = [], []
+    predict, settings = predictor(model), Settings(model_uri="unused")
+    readings, bands, seconds = [], [], []
     for number in numbers:
         data = to_png(number)
         started = time.perf_counter()
-        readings.append(read(data))
-        seconds.append(time.perf_counter() - started)
+        try:
+            reading = read_number_image(data, predict, 20, 16_777_216)
+        except ServingError:
+            readings.append(None)
+            bands.append("refused")
+            continue
+        finally:
+            seconds.append(time.perf_counter() - started)
+        confidence = float(np.prod(reading.probabilities.max(axis=1)))
+        readings.append(reading.number)
+        bands.append(number_review(confidence, reading.doubts, settings))
     figures = number_metrics(numbers, readings)
     figures["read_p50_ms"] = round(float(np.median(seconds)) * 1000, 2)
     figures["mean_digits"] = round(float(np.mean([len(n.label) for n in numbers])), 2)
+    right = [r == n.label for n, r in zip(numbers, readings, strict=True)]
+    for band in ("auto_approved", "secondary_verification", "manual_review"):
+        hits = [ok for ok, b in zip(right, bands, strict=True) if b == band]
+        figures[band] = (len(hits) / count, 1 - float(np.mean(hits)) if hits else 0.0)
     return figures
 
 
@@ -116,6 +152,9 @@ def main() -> None:
         f"{figures['number_test_refused']}, in-process read p50 "
         f"{figures['read_p50_ms']} ms"
     )
+    for band in ("auto_approved", "secondary_verification", "manual_review"):
+        share, wrong = figures[band]
+        print(f"  review {band}: {share:.1%} of the numbers, {wrong:.1%} of them wrong")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
