@@ -22,6 +22,7 @@ from playwright.sync_api import expect
 
 from conftest import make_settings
 from mnist_serving.main import create_app
+from number_images import compose, first_of
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -193,3 +194,66 @@ def test_touch_strokes_draw(base_url, browser):
     mobile.wait_for_timeout(400)
     mobile.screenshot(path=str(ARTIFACTS / "drawing-page-mobile.png"), full_page=True)
     phone.close()
+
+
+def draw_number(page, image: np.ndarray) -> None:
+    """Trace a composed number's ink on the wide canvas, at most CELL px a pixel."""
+    rows = np.flatnonzero(image.any(axis=1))
+    columns = np.flatnonzero(image.any(axis=0))
+    image = image[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    box = page.locator("#wide").bounding_box()
+    scale = box["width"] / 840
+    cell = min(CELL, 260 / image.shape[0], 820 / image.shape[1])
+    to_x = lambda col: box["x"] + (col + 2) * cell * scale  # noqa: E731
+    to_y = lambda row: box["y"] + (row + 1) * cell * scale  # noqa: E731
+    for row, first, last in strokes_for(image):
+        page.mouse.move(to_x(first), to_y(row))
+        page.mouse.down()
+        page.mouse.move(to_x(last), to_y(row), steps=max(2, last - first))
+        page.mouse.up()
+
+
+@pytest.fixture
+def number_page(base_url, browser):
+    """The page switched to Number mode; fails on any page error."""
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base_url + "/")
+    page.click("#mode-number")
+    expect(page.locator("#wide")).to_be_visible()
+    expect(page.locator("#pad")).to_be_hidden()
+    yield page
+    context.close()
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("digits", "touching_at"),
+    [("407", None), ("3514", 1), ("5830", None)],
+    ids=["three-digits", "touching-pair", "four-digits"],
+)
+def test_number_mode_reads_drawn_numbers(number_page, sample, digits, touching_at):
+    number = compose(first_of(sample, digits), gap=5, touching_at=touching_at)
+    draw_number(number_page, number.image)
+    with number_page.expect_response("**/predict-number-drawing") as response_info:
+        number_page.click("#read-number")
+    assert response_info.value.status == 200, response_info.value.text()
+    expect(number_page.locator("#number")).not_to_have_text("?")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    number_page.screenshot(path=str(ARTIFACTS / f"number-page-{digits}.png"))
+    assert number_page.inner_text("#number") == digits
+    shown = number_page.locator("#number-digits li")
+    assert shown.count() == len(digits)
+    assert shown.first.inner_text().startswith(f"{digits[0]}: ")
+    assert number_page.inner_text("#number-confidence").startswith("Confidence ")
+
+
+def test_number_mode_clear_and_empty_read_explain(number_page):
+    number_page.click("#read-number")
+    assert number_page.inner_text("#number-error") == "Write a number first."
+    number_page.click("#clear-number")
+    assert number_page.inner_text("#number") == "?"
+    number_page.click("#mode-digit")
+    expect(number_page.locator("#pad")).to_be_visible()

@@ -119,6 +119,14 @@ class QualityGateParams(Strict):
     min_drawn_test_accuracy: float = Field(0.95, ge=0, le=1)
 
 
+class NumberSetParams(Strict):
+    """The composed number test set, read by serving's number reader."""
+
+    count: int = Field(1000, ge=0)  # numbers composed; 0 skips the evaluation
+    seed: int = 20261213
+    max_digits: int = Field(20, ge=12)  # serving's MAX_NUMBER_DIGITS
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -137,6 +145,7 @@ class TrainingParams(Strict):
     calibration: CalibrationParams = CalibrationParams()
     review_bands: ReviewBandParams = ReviewBandParams()
     quality_gate: QualityGateParams = QualityGateParams()
+    numbers: NumberSetParams = NumberSetParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
 

@@ -31,7 +31,8 @@ SMOKE = (
     "data_processing.split.official_test_rows=300,training.epochs=1,"
     "training.export.quantization=none,"  # as tests/azure/conftest.py's SMALL_RUN
     "training.quality_gate.min_official_test_accuracy=0,"
-    "training.quality_gate.min_drawn_test_accuracy=0"
+    "training.quality_gate.min_drawn_test_accuracy=0,"
+    "training.numbers.count=20"
 )
 
 

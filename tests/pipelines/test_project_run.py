@@ -19,7 +19,7 @@ from mnist_mlops.pipeline_registry import register_pipelines
 NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
-    "training": {"epochs": 1, "quality_gate": NO_GATE},
+    "training": {"epochs": 1, "quality_gate": NO_GATE, "numbers": {"count": 20}},
 }
 TRACKED_METRICS = {
     "test_accuracy",
@@ -99,6 +99,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert metrics["drawn_test_samples"] == 300
     assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
     assert card["metrics"]["review_bands"] == metrics["review_bands"]
+    assert metrics["number_test_samples"] == 20
+    for key in ("number_test_exact", "number_test_digit_accuracy"):
+        assert card["metrics"][key] == metrics[key]
     assert card["calibration"]["baked_into_model"] is True
     assert card["drift_reference"]["size"] > 0
 

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import MissingDependencyError
 
@@ -67,3 +68,49 @@ def drift_reference(
     probabilities = predict(fields[..., np.newaxis])
     found = reference.reference_of(features, probabilities, review_thresholds)
     return found.model_dump(mode="json")
+
+
+@cache
+def _read_number_image() -> tuple[Callable[..., Any], type[Exception]]:
+    try:
+        from mnist_serving.core.errors import ServingError  # noqa: PLC0415
+        from mnist_serving.model.number_reader import (  # noqa: PLC0415
+            read_number_image,
+        )
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "The serving package 'mnist_serving' is not installed: the number test "
+            "set is read by serving's own number reader. Install it into this "
+            "environment with `pip install --no-deps -e ./serving` (`make install` "
+            "does)."
+        ) from exc
+    return read_number_image, ServingError
+
+
+def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str | None]:
+    """A function from PNG bytes of a number to the digits serving reads in it.
+
+    It reads exactly as POST /predict-number does (decode, segment, one batched
+    call of the LiteRT model per number), with one interpreter for all numbers.
+    None where serving would refuse the image (its 4xx).
+    """
+    read_number_image, refused = _read_number_image()
+    interpreter = Interpreter(model_content=model_bytes)
+    entry = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        batch = images.reshape(-1, 28, 28, 1).astype(np.float32)
+        interpreter.resize_tensor_input(entry, list(batch.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output).copy()
+
+    def read(image: bytes) -> str | None:
+        try:
+            return read_number_image(image, predict, max_digits, MAX_PIXELS).number
+        except refused:
+            return None
+
+    return read

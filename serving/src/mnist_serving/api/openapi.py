@@ -28,7 +28,13 @@ REQUEST_ID_HEADER: dict[str, Any] = {
     "audit log); a new one is made when it is absent or not of this form.",
     "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
 }
-PREDICT_OPERATIONS = ("predict", "predict_drawing", "predict_batch")
+PREDICT_OPERATIONS = (
+    "predict",
+    "predict_drawing",
+    "predict_batch",
+    "predict_number",
+    "predict_number_drawing",
+)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -49,12 +55,15 @@ def _links() -> dict[str, Any]:
 
 
 def _require_file(doc: dict[str, Any]) -> None:
-    """Multipart /predict requires `file`: the route enforces it for that type.
+    """Multipart /predict and /predict-number require `file`, as the routes do.
 
     FastAPI sees an optional parameter, as the raw-image body has no `file`.
     """
-    body = doc.get("components", {}).get("schemas", {}).get("Body_predict")
-    if body is not None:
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("Body_predict", "Body_predict_number"):
+        body = schemas.get(name)
+        if body is None:
+            continue
         file = body["properties"]["file"]
         body["properties"]["file"] = {
             "type": "string",

@@ -65,6 +65,39 @@ class BatchResponse(BaseModel):
     request_id: str
 
 
+class NumberDigit(Prediction):
+    """One digit of a number, with where it was found."""
+
+    box: list[int] = Field(
+        min_length=4,
+        max_length=4,
+        description="x, y, width, height of the digit's ink in the input's pixels.",
+    )
+
+
+class NumberResponse(BaseModel):
+    """A whole number read from one image, digits left to right."""
+
+    number: str = Field(description="The digits read, as a string.")
+    digits: list[NumberDigit]
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="Product of the digits' confidences: the chance that the whole "
+        "number is right, if the digits' errors are independent.",
+    )
+    review: Review = Field(
+        description="Routing of the whole number: the band of `confidence` (never "
+        "better than its weakest digit's), one band lower when the segmentation is "
+        "in doubt."
+    )
+    segmentation_doubts: list[str] = Field(
+        description="Why the split into digits may be wrong; empty when it is clear."
+    )
+    model_version: str
+    request_id: str
+
+
 class ErrorBody(BaseModel):
     """Every error: a message that names the problem and the fix."""
 

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         ge=784,
         description="Pixels the images of one batch may declare in all.",
     )
+    max_number_digits: int = Field(
+        default=20,
+        ge=1,
+        le=64,
+        description="Digits /predict-number reads in one image; more is a 422.",
+    )
     max_concurrency: int = Field(
         default=256, ge=1, description="Predict requests in flight before 503."
     )

@@ -27,12 +27,13 @@ from mnist_mlops.modeling.calibration import (
 )
 from mnist_mlops.modeling.litert import export_litert, litert_predict
 from mnist_mlops.modeling.loop import History, train, validation_split
+from mnist_mlops.modeling.number_set import compose_numbers, number_metrics, to_png
 from mnist_mlops.modeling.plots import (
     confusion_matrix_figure,
     drawn_examples_figure,
     training_curves,
 )
-from mnist_mlops.modeling.serving_view import drift_reference
+from mnist_mlops.modeling.serving_view import drift_reference, number_reader
 from mnist_mlops.params import TrainingParams, parse
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,38 @@ def evaluate_drawn(
     return metrics, drawn_examples_figure(x_drawn, y_drawn, drawn["probs"])
 
 
+def evaluate_numbers(
+    model_bytes: bytes,
+    x_official: np.ndarray,
+    y_official: np.ndarray,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Read composed numbers of official test digits as POST /predict-number does.
+
+    The exported LiteRT model is what serving runs, so the figures are those a
+    caller of the service would see on these numbers.
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE).numbers
+    if cfg.count == 0:
+        return {}
+    digits = np.rint(x_official.reshape(-1, 28, 28) * 255).astype(np.uint8)
+    numbers = compose_numbers(digits, y_official, cfg.count, cfg.seed)
+    read = number_reader(model_bytes, cfg.max_digits)
+    metrics = number_metrics(numbers, [read(to_png(n)) for n in numbers])
+    logger.info(
+        "Composed numbers read exactly: %.4f (touching pairs %.4f), digits %.4f.",
+        metrics["number_test_exact"],
+        metrics["number_test_touching_exact"],
+        metrics["number_test_digit_accuracy"],
+    )
+    return metrics
+
+
 def collect_metrics(
-    evaluation: dict[str, Any], drawn: dict[str, Any], params: dict[str, Any]
+    evaluation: dict[str, Any],
+    drawn: dict[str, Any],
+    params: dict[str, Any],
+    numbers: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict]]:
     """One metrics report, and its scalars for MLflow (band figures flattened)."""
     cfg = parse(TrainingParams, params, PARAMS_FILE)
@@ -205,7 +236,8 @@ def collect_metrics(
         "drawn": drawn["review_bands_drawn"],
     }
     skip = ("review_bands_official", "review_bands_drawn")
-    metrics = {k: v for k, v in (evaluation | drawn).items() if k not in skip}
+    merged = evaluation | drawn | (numbers or {})
+    metrics = {k: v for k, v in merged.items() if k not in skip}
     metrics["review_bands"] = bands
     scalars = {
         k: {"value": v, "step": 0} for k, v in metrics.items() if isinstance(v, float)
@@ -313,6 +345,9 @@ def check_parity(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
 
 
 CARD_METRICS = (
+    "number_test_exact",
+    "number_test_touching_exact",
+    "number_test_digit_accuracy",
     "test_accuracy",
     "test_loss",
     "official_test_accuracy",

@@ -9,6 +9,7 @@ from .nodes import (
     compute_drift_reference,
     evaluate_drawn,
     evaluate_model,
+    evaluate_numbers,
     export_model,
     fit_calibration,
     quality_gate,
@@ -18,7 +19,7 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Arrays -> model -> calibration -> metrics -> gate -> LiteRT export -> card.
+    """Arrays -> model -> calibration, export -> metrics, numbers -> gate -> card.
 
     The card also carries the drift reference of the exported model.
     """
@@ -69,8 +70,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_drawn_node",
             ),
             Node(
+                evaluate_numbers,
+                [
+                    "litert_model",
+                    "x_official_test",
+                    "y_official_test",
+                    "params:training",
+                ],
+                "number_metrics",
+                name="evaluate_numbers_node",
+            ),
+            Node(
                 collect_metrics,
-                ["evaluation_metrics", "drawn_metrics", "params:training"],
+                [
+                    "evaluation_metrics",
+                    "drawn_metrics",
+                    "params:training",
+                    "number_metrics",
+                ],
                 ["metrics", "metrics_mlflow"],
                 name="collect_metrics_node",
             ),

@@ -11,10 +11,12 @@ from PIL import Image
 
 from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
 from mnist_serving.api.routes.feedback import record
+from mnist_serving.api.routes.number import answer_number
 from mnist_serving.api.schemas import (
     ERROR_RESPONSES,
     BatchResponse,
     DrawingRequest,
+    NumberResponse,
     PredictionResponse,
 )
 from mnist_serving.core.errors import (
@@ -238,3 +240,34 @@ async def predict_batch(
         "model_version": ctx.model.version,
         "request_id": ctx.request_id,
     }
+
+
+@router.post(
+    "/predict-number",
+    summary="Read a whole handwritten number: multipart or the raw image",
+    response_model=NumberResponse,
+    openapi_extra=RAW_IMAGE_BODY,
+)
+async def predict_number(
+    ctx: PredictDep,
+    file: Annotated[
+        UploadFile | None,
+        File(description="PNG or JPEG of one number of up to MAX_NUMBER_DIGITS."),
+    ] = None,
+) -> dict[str, Any]:
+    """Read the digits of one number, left to right, in one model call."""
+    data = await file.read() if file is not None else await raw_image(ctx.request)
+    return await answer_number(data, ctx)
+
+
+@json_router.post(
+    "/predict-number-drawing",
+    summary="Read a whole number drawn on the page's wide canvas",
+    response_model=NumberResponse,
+)
+async def predict_number_drawing(
+    body: DrawingRequest, ctx: PredictDep
+) -> dict[str, Any]:
+    """Read a data URL or bare base64 PNG of a number, as the page sends it."""
+    data = decode_base64_image(body.image, ctx.settings.max_base64_chars)
+    return await answer_number(data, ctx)

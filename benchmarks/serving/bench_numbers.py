@@ -1,0 +1,180 @@
+"""Number-reading benchmarks: accuracy on composed numbers, latency and throughput.
+
+Run from the repository root with the ROOT virtual environment (`make install`:
+it holds the training project, which composes the numbers, and the serving
+package), and wrk from Debian:
+
+    .venv/bin/python benchmarks/serving/bench_numbers.py [--model-uri PATH]
+
+Prints, for the model at --model-uri (default: serving's small fixture model):
+  * number_test_exact, the touching subset's exact rate and digit accuracy on
+    --count numbers of 2-12 digits composed from the official MNIST test
+    digits (the training pipeline's own set, read by serving's reader), the
+    time one reading takes in-process (p50), and for each review band the
+    share of numbers routed to it and the share of those read wrong;
+  * POST /predict-number of one 6-digit number (raw PNG body) on a real
+    mnist-serve with one uvicorn worker on 127.0.0.1: p50 at 1 client and
+    numbers/s at 32 connections (wrk), with errors.
+The machine is shared: timings vary between runs; use --repeat for a range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import (
+    DEFAULT_MODEL,
+    free_port,
+    measure,
+    png_bytes,
+    run_wrk,
+    server,
+    wrk_script,
+)
+
+from mnist_mlops.datasets.packaged_mnist import (
+    locate_packaged_mnist,
+    read_packaged_mnist,
+)
+from mnist_mlops.modeling.number_set import (
+    compose_number,
+    compose_numbers,
+    number_metrics,
+    to_png,
+)
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ServingError
+from mnist_serving.model.number_reader import number_review, read_number_image
+
+OFFICIAL_TEST_ROWS = 10_000
+SEED = 20261213  # conf/base/parameters_training.yml: training.numbers.seed
+BENCH_DIGITS = 6
+
+
+def official_test() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 official test digits (uint8, 28x28) and labels."""
+    table = read_packaged_mnist(locate_packaged_mnist()).tail(OFFICIAL_TEST_ROWS)
+    images = table.iloc[:, 1:].to_numpy(np.uint8).reshape(-1, 28, 28)
+    return images, table["label"].to_numpy()
+
+
+def model_file(uri: str) -> Path:
+    """The .tflite file of a model path or of its Kedro-versioned folder."""
+    path = Path(uri)
+    if path.is_file():
+        return path
+    return sorted(path.glob("*/*.tflite"))[-1]
+
+
+def predictor(model: bytes):
+    """One LiteRT interpreter, resized to each call's batch."""
+    interpreter = Interpreter(model_content=model)
+    entry = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        batch = batch.reshape(-1, 28, 28, 1).astype(np.float32)
+        interpreter.resize_tensor_input(entry, list(batch.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output).copy()
+
+    return predict
+
+
+def accuracy(model: bytes, images, labels, count: int) -> dict:
+    """The composed set's figures, as the training pipeline computes them, plus
+    each review band's share of the numbers and the share of those read wrong.
+    """
+    numbers = compose_numbers(images, labels, count, SEED)
+    predict, settings = predictor(model), Settings(model_uri="unused")
+    readings, bands, seconds = [], [], []
+    for number in numbers:
+        data = to_png(number)
+        started = time.perf_counter()
+        try:
+            reading = read_number_image(data, predict, 20, 16_777_216)
+        except ServingError:
+            readings.append(None)
+            bands.append("refused")
+            continue
+        finally:
+            seconds.append(time.perf_counter() - started)
+        confidence = float(np.prod(reading.probabilities.max(axis=1)))
+        readings.append(reading.number)
+        bands.append(number_review(confidence, reading.doubts, settings))
+    figures = number_metrics(numbers, readings)
+    figures["read_p50_ms"] = round(float(np.median(seconds)) * 1000, 2)
+    figures["mean_digits"] = round(float(np.mean([len(n.label) for n in numbers])), 2)
+    right = [r == n.label for n, r in zip(numbers, readings, strict=True)]
+    for band in ("auto_approved", "secondary_verification", "manual_review"):
+        hits = [ok for ok, b in zip(right, bands, strict=True) if b == band]
+        figures[band] = (len(hits) / count, 1 - float(np.mean(hits)) if hits else 0.0)
+    return figures
+
+
+def six_digit_png(images: np.ndarray) -> bytes:
+    """One 6-digit number of official test digits, dark on light, as a PNG."""
+    rng = np.random.default_rng(SEED)
+    digits = images[rng.choice(len(images), BENCH_DIGITS, replace=False)]
+    return png_bytes(255 - compose_number(digits, None, rng))
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-uri", default=str(DEFAULT_MODEL))
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    images, labels = official_test()
+    model = model_file(args.model_uri).read_bytes()
+    figures = accuracy(model, images, labels, args.count)
+    print(f"model: {model_file(args.model_uri)}")
+    print(
+        f"composed numbers: {figures['number_test_samples']} "
+        f"(mean {figures['mean_digits']} digits), "
+        f"number_test_exact {figures['number_test_exact']:.4f}, touching "
+        f"{figures['number_test_touching_exact']:.4f} "
+        f"({figures['number_test_touching_samples']}), digit accuracy "
+        f"{figures['number_test_digit_accuracy']:.4f}, refused "
+        f"{figures['number_test_refused']}, in-process read p50 "
+        f"{figures['read_p50_ms']} ms"
+    )
+    for band in ("auto_approved", "secondary_verification", "manual_review"):
+        share, wrong = figures[band]
+        print(f"  review {band}: {share:.1%} of the numbers, {wrong:.1%} of them wrong")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        with server(args.model_uri, port, work / "server.log") as (proc, _):
+            base = f"http://127.0.0.1:{port}"
+            script = wrk_script(
+                work, "/predict-number", six_digit_png(images), "image/png"
+            )
+            run_wrk(base, script, args.connections, 2)  # warm-up
+            for _ in range(args.repeat):
+                one = measure(proc, base, script, 1, args.seconds)
+                many = measure(proc, base, script, args.connections, args.seconds)
+                print(
+                    f"/predict-number, {BENCH_DIGITS} digits: p50 at 1 client "
+                    f"{one['p50_ms']:.2f} ms; {args.connections} connections "
+                    f"{many['rps']:.0f} numbers/s, p99 {many['p99_ms']:.1f} ms, "
+                    f"errors {one['errors'] + many['errors']}, server CPU "
+                    f"{many.get('server_cpu_us', '?')} us/number"
+                )
+
+
+if __name__ == "__main__":
+    main()

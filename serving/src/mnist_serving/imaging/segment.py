@@ -1,0 +1,393 @@
+"""Split an image of a handwritten number into candidate digit crops.
+
+The image is reduced by Pillow to a bounded size, its ink found with the
+single-digit path's own polarity step, and the ink split into connected
+components (8-connected runs joined in NumPy). Ruled lines and specks are
+dropped relative to the line height; wide components get candidate cuts along
+the paths of least ink. What comes out is a list of *atoms* in reading order
+and every candidate *segment* (a run of up to MAX_ATOMS neighbouring atoms) as
+an ink crop. Which segmentation is right is left to the classifier
+(`mnist_serving.model.number_reader`): the crops are all classified in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+from PIL import Image
+
+from mnist_serving.core.errors import InvalidInputError
+from mnist_serving.imaging.decode import SCALE, pixels, to_grayscale
+from mnist_serving.imaging.preprocess import normalize_polarity
+
+MAX_ASPECT = 400  # longer / shorter side of a number image (20 digits fit easily)
+WORK_PIXELS = 512 * 512  # an upload is box-reduced below this before NumPy work
+WORK_WIDTH = 4096  # ... and below this width
+LINE_PIXELS = 48  # the ink's height is box-reduced to about this before splitting
+INK_LEVEL = 0.25 * SCALE  # ink at or above this share of its peak makes a mark
+MAX_MARKS = 400  # more separate marks than this is noise, not handwriting
+SOLID = 0.75  # a wide mark with more of its box inked than this is not a stroke
+STACKED = 0.5  # marks sharing this share of their columns are one digit's pieces
+RULE_ASPECT = 8.0  # a mark this many times wider than tall is a ruled line
+SPECK = 0.2  # marks smaller than this share of the line height are dropped
+SPECK_PIXELS = 3  # ... and marks of fewer pixels a side than this, always
+MIN_LINE_PIXELS = 8  # digits shorter than this (after the reductions) are refused
+MIN_PIECE = 0.2  # a cut leaves pieces at least this share of the line height wide
+CUT_WIDTH = 1.0  # marks wider than this share of the line height get cut candidates
+CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
+STROKES_PER_DIGIT = 3  # a number of N digits has at most 3N strokes
+MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
+MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
+MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
+NO_DIGIT = (
+    "no digit found: the image holds no handwriting that could be a digit (only "
+    "ruled lines or specks); send the field with the number written in it"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Atom:
+    """A stroke (connected component) or a piece of one between two cuts."""
+
+    mark: int  # component label
+    left: int  # columns [left, right) of the work image
+    right: int
+    top: int
+    bottom: int
+    cut: bool  # made by cutting a wider mark
+    mask: np.ndarray  # its pixels within [top, bottom) x [left, right)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Atoms in reading order, candidate segments and their ink crops."""
+
+    atoms: list[Atom]
+    segments: list[tuple[int, int]]  # atoms [first, end) of each candidate
+    crops: np.ndarray  # (len(segments), H, W) float32 ink crops, white on black
+    boxes: np.ndarray  # (len(segments), 4) x, y, w, h in the input's pixels
+    line_height: float
+
+
+def work_image(image: Image.Image) -> tuple[np.ndarray, float, float]:
+    """Gray pixels reduced below WORK_PIXELS and WORK_WIDTH, and the x, y factors."""
+    width, height = image.size
+    factor = max(math.sqrt(width * height / WORK_PIXELS), width / WORK_WIDTH, 1.0)
+    side = math.ceil(max(width, height) / math.ceil(factor))
+    gray = to_grayscale(image, work_side=side)
+    return gray, width / gray.shape[1], height / gray.shape[0]
+
+
+def label_marks(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Label the 8-connected components of a boolean image: (labels, count).
+
+    Each row's runs of ink are found at once; runs of neighbouring rows that
+    touch (diagonals included) are joined by propagating the smallest label.
+    Labels start at 1; 0 is background.
+    """
+    width = mask.shape[1]
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]  # exclusive, in the same row-major order
+    count = len(starts)
+    if count == 0:
+        return np.zeros(mask.shape, dtype=np.int32), 0
+    span = width + 2
+    start_keys = rows * span + starts
+    end_keys = rows * span + ends
+    # Runs a of the row above that touch run b: a.end >= b.start, a.start <= b.end.
+    first = np.searchsorted(end_keys, (rows - 1) * span + starts, side="left")
+    last = np.searchsorted(start_keys, (rows - 1) * span + ends, side="right")
+    links = np.maximum(last - first, 0)
+    below = np.repeat(np.arange(count), links)
+    offsets = np.arange(links.sum()) - np.repeat(np.cumsum(links) - links, links)
+    above = np.repeat(first, links) + offsets
+    labels = np.arange(count)
+    while True:
+        low = np.minimum(labels[above], labels[below])
+        changed = labels.copy()
+        np.minimum.at(changed, above, low)
+        np.minimum.at(changed, below, low)
+        changed = changed[changed]  # pointer jumping: follow to the root
+        if np.array_equal(changed, labels):
+            break
+        labels = changed
+    roots, run_labels = np.unique(labels, return_inverse=True)
+    image = np.zeros(mask.shape, dtype=np.int32)
+    image[mask] = np.repeat(run_labels + 1, ends - starts)
+    return image, len(roots)
+
+
+def _boxes(labels: np.ndarray, count: int) -> np.ndarray:
+    """(count, 4) top, bottom, left, right (exclusive) of labels 1..count."""
+    rows, cols = np.nonzero(labels)
+    marks = labels[rows, cols] - 1
+    boxes = np.empty((count, 4), dtype=np.int64)
+    boxes[:, 0] = boxes[:, 2] = np.iinfo(np.int64).max
+    boxes[:, 1] = boxes[:, 3] = -1
+    np.minimum.at(boxes[:, 0], marks, rows)
+    np.maximum.at(boxes[:, 1], marks, rows + 1)
+    np.minimum.at(boxes[:, 2], marks, cols)
+    np.maximum.at(boxes[:, 3], marks, cols + 1)
+    return boxes
+
+
+def _line_ink(ink: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """The ink cropped to its rows and columns, reduced to about LINE_PIXELS tall.
+
+    Returns the crop, its integer reduction factor and the crop's top and left.
+    """
+    mask = ink >= INK_LEVEL
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    factor = max(1, (bottom - top) // LINE_PIXELS)
+    crop = ink[top:bottom, left:right]
+    if factor > 1:
+        crop = pixels(Image.fromarray(crop).reduce(factor), np.float32)
+        peak = float(crop.max())
+        crop = crop * (SCALE / peak)  # reduction dims thin strokes: stretch back
+    return crop, factor, top, left
+
+
+def _check_solid(boxes: np.ndarray, areas: np.ndarray, line: float) -> None:
+    """Refuse noise or a filled area: a mark as wide as tall that is nearly all ink.
+
+    Strokes leave most of a wide box empty; in MNIST's test set one digit in
+    10,000 is as wide as tall with more than SOLID of its box inked. Dots (a
+    decimal point) are far shorter than the line and pass.
+    """
+    heights = boxes[:, 1] - boxes[:, 0]
+    widths = boxes[:, 3] - boxes[:, 2]
+    solid = (widths >= heights) & (areas > SOLID * widths * heights)
+    solid &= heights >= SPECK * 2 * line
+    if solid.any():
+        raise InvalidInputError(
+            "the image looks like noise or a filled area, not handwriting: a region "
+            f"of {int(widths[solid][0])}x{int(heights[solid][0])} pixels is almost "
+            "all ink; send a clean crop of the field with the number written in it"
+        )
+
+
+def _column_heights(boxes: np.ndarray) -> np.ndarray:
+    """Heights of groups of marks stacked in the same columns (a digit in pieces).
+
+    A 5 whose bar is detached is two short marks but one tall group, so the
+    line height is not halved by broken strokes.
+    """
+    heights = []
+    top = bottom = right = None
+    for t, b, le, r in boxes[np.argsort(boxes[:, 2], kind="stable")].tolist():
+        if right is not None and min(r, right) - le >= STACKED * (r - le):
+            top, bottom, right = min(top, t), max(bottom, b), max(right, r)
+            continue
+        if top is not None:
+            heights.append(bottom - top)
+        top, bottom, right = t, b, r
+    heights.append(bottom - top)
+    return np.array(heights)
+
+
+def _keep(boxes: np.ndarray) -> tuple[np.ndarray, float]:
+    """Which marks are digit ink (not ruled lines, not specks), and the line height."""
+    heights = boxes[:, 1] - boxes[:, 0]
+    widths = boxes[:, 3] - boxes[:, 2]
+    keep = (widths <= RULE_ASPECT * heights) & (
+        np.maximum(heights, widths) >= SPECK_PIXELS
+    )
+    if not keep.any():
+        raise InvalidInputError(NO_DIGIT)
+    big = _column_heights(boxes[keep])
+    line = float(np.median(big[big >= 0.5 * big.max()]))
+    if line < MIN_LINE_PIXELS:
+        raise InvalidInputError(
+            f"the handwriting is only about {line:.0f} px tall once the image is "
+            f"reduced to {LINE_PIXELS} px of ink height: the digits are too small "
+            "next to the rest of the ink or the image; crop the image to the "
+            "number or write it larger"
+        )
+    keep &= np.maximum(heights, widths) >= SPECK * line
+    if not keep.any():
+        raise InvalidInputError(NO_DIGIT)
+    return keep, line
+
+
+def _cuts(column_ink: np.ndarray, line: float) -> list[int]:
+    """Candidate cut columns of a wide mark: its thin columns, and a column every
+    CUT_STEP line heights between them, never closer than MIN_PIECE to an edge.
+    """
+    width = len(column_ink)
+    margin = max(1, round(MIN_PIECE * line))
+    if width < 2 * margin + 1:
+        return []
+    inner = column_ink[1:-1]
+    thin = np.flatnonzero((inner <= column_ink[:-2]) & (inner <= column_ink[2:])) + 1
+    step = max(1, round(CUT_STEP * line))
+    grid = np.arange(margin, width - margin + 1, step)
+    cuts = np.union1d(thin[(thin >= margin) & (thin <= width - margin)], grid)
+    keep = np.concatenate(([True], np.diff(cuts) >= max(1, step // 2)))
+    return cuts[keep].tolist()
+
+
+def _seam(own: np.ndarray, column: int, band: int) -> np.ndarray:
+    """The top-to-bottom path near `column` that crosses the least ink.
+
+    A path moves at most one column per row (dynamic programming over the
+    band), so it can pass between two digits that overlap in their columns.
+    """
+    lo = max(0, column - band)
+    hi = min(own.shape[1], column + band + 1)
+    cost = own[:, lo:hi].astype(np.float32)
+    cost += 0.01 * np.abs(np.arange(lo, hi) - column)  # straight when it is free
+    total = cost[0].copy()
+    moves = np.zeros(cost.shape, dtype=np.int8)
+    inf = np.array([np.inf], dtype=np.float32)
+    for row in range(1, len(cost)):
+        shifted = np.concatenate((inf, total, inf))
+        options = np.stack((shifted[:-2], total, shifted[2:]))
+        moves[row] = options.argmin(axis=0) - 1
+        total = options.min(axis=0) + cost[row]
+    path = np.empty(len(cost), dtype=np.int64)
+    path[-1] = int(total.argmin())
+    for row in range(len(cost) - 1, 0, -1):
+        path[row - 1] = path[row] + moves[row, path[row]]
+    return path + lo
+
+
+def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
+    """A wide mark's pixels split along the seam of each candidate cut."""
+    cuts = _cuts(own.sum(axis=0), line)
+    if not cuts:
+        return [own]
+    band = max(1, round(CUT_STEP * line))
+    seams = [np.zeros(own.shape[0], dtype=np.int64)]
+    for cut in cuts:
+        seams.append(np.maximum(_seam(own, cut, band), seams[-1]))
+    seams.append(np.full(own.shape[0], own.shape[1], dtype=np.int64))
+    columns = np.arange(own.shape[1])
+    pieces = []
+    for lo, hi in pairwise(seams):
+        piece = own & (columns >= lo[:, None]) & (columns < hi[:, None])
+        if piece.any():
+            pieces.append(piece)
+    return pieces
+
+
+def _atoms(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, line: float):
+    """Kept marks in reading order, wide ones cut into pieces along seams."""
+    atoms: list[Atom] = []
+    for mark in np.flatnonzero(keep).tolist():
+        top, bottom, left, right = boxes[mark].tolist()
+        own = labels[top:bottom, left:right] == mark + 1
+        pieces = _pieces(own, line) if right - left > CUT_WIDTH * line else [own]
+        for piece in pieces:
+            rows = np.flatnonzero(piece.any(axis=1))
+            cols = np.flatnonzero(piece.any(axis=0))
+            t, b, le, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            atoms.append(
+                Atom(
+                    mark + 1,
+                    left + int(le),
+                    left + int(r),
+                    top + int(t),
+                    top + int(b),
+                    len(pieces) > 1,
+                    piece[t:b, le:r],
+                )
+            )
+    atoms.sort(key=lambda atom: (atom.left + atom.right) / 2)
+    return atoms
+
+
+def gap_columns(atoms: list[Atom]) -> int:
+    """Columns between the atoms' left and right that none of them covers."""
+    gap, reach = 0, None
+    for atom in sorted(atoms, key=lambda a: a.left):
+        if reach is not None and atom.left > reach:
+            gap += atom.left - reach
+        reach = atom.right if reach is None else max(reach, atom.right)
+    return gap
+
+
+def _candidates(atoms: list[Atom], line: float) -> list[tuple[int, int]]:
+    """Runs of up to MAX_ATOMS neighbouring atoms that could be one digit.
+
+    At most MAX_SPAN lines wide and with at most MAX_GAP lines of empty columns
+    inside; a single atom is always a candidate, so every split exists.
+    """
+    segments = []
+    for first in range(len(atoms)):
+        left = atoms[first].left
+        for end in range(first + 1, min(first + MAX_ATOMS, len(atoms)) + 1):
+            run = atoms[first:end]
+            if end > first + 1 and (
+                max(a.right for a in run) - left > MAX_SPAN * line
+                or gap_columns(run) > MAX_GAP * line
+            ):
+                break
+            segments.append((first, end))
+    return segments
+
+
+def _crop(ink: np.ndarray, atoms: list[Atom]) -> np.ndarray:
+    """The ink of the given atoms only, cropped to their joint box."""
+    top = min(a.top for a in atoms)
+    bottom = max(a.bottom for a in atoms)
+    left = min(a.left for a in atoms)
+    right = max(a.right for a in atoms)
+    own = np.zeros((bottom - top, right - left), dtype=bool)
+    for atom in atoms:
+        rows = slice(atom.top - top, atom.bottom - top)
+        own[rows, atom.left - left : atom.right - left] |= atom.mask
+    return np.where(own, ink[top:bottom, left:right], 0.0)
+
+
+def segment(image: Image.Image, max_digits: int) -> Segmentation:
+    """Atoms and every candidate digit crop of one number image.
+
+    InvalidInputError (422) for no ink, noise, a field without digits, or
+    clearly more than `max_digits` digits, before any crop is made.
+    """
+    gray, x_scale, y_scale = work_image(image)
+    ink = normalize_polarity(gray[None])[0]
+    line_ink, factor, top, left = _line_ink(ink)
+    labels, count = label_marks(line_ink >= INK_LEVEL)
+    if count > MAX_MARKS:
+        raise InvalidInputError(
+            f"the image holds {count} separate marks, more than {MAX_MARKS}: it "
+            "looks like noise or a texture, not a handwritten number; send a clean "
+            "crop of the field"
+        )
+    boxes = _boxes(labels, count)
+    keep, line = _keep(boxes)
+    _check_solid(boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:], line)
+    atoms = _atoms(labels, boxes, keep, line)
+    strokes = int(keep.sum())
+    if strokes > STROKES_PER_DIGIT * max_digits:
+        raise InvalidInputError(
+            f"the image holds {strokes} separate strokes: more digits than the limit "
+            f"of {max_digits} (MAX_NUMBER_DIGITS) can make; send one number per "
+            "request"
+        )
+    segments = _candidates(atoms, line)
+    crops = [_crop(line_ink, atoms[a:b]) for a, b in segments]
+    height = max(c.shape[0] for c in crops) + 2
+    width = max(c.shape[1] for c in crops) + 2
+    stack = np.zeros((len(crops), height, width), dtype=np.float32)
+    boxes_out = np.empty((len(crops), 4), dtype=np.int64)
+    for index, (crop, (a, b)) in enumerate(zip(crops, segments, strict=True)):
+        stack[index, 1 : 1 + crop.shape[0], 1 : 1 + crop.shape[1]] = crop
+        part = atoms[a:b]
+        x0 = (left + min(p.left for p in part) * factor) * x_scale
+        x1 = (left + max(p.right for p in part) * factor) * x_scale
+        y0 = (top + min(p.top for p in part) * factor) * y_scale
+        y1 = (top + max(p.bottom for p in part) * factor) * y_scale
+        boxes_out[index] = (
+            math.floor(x0),
+            math.floor(y0),
+            math.ceil(x1 - x0),
+            math.ceil(y1 - y0),
+        )
+    return Segmentation(atoms, segments, stack, boxes_out, line)

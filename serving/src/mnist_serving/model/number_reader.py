@@ -1,0 +1,236 @@
+"""Read a whole handwritten number: every candidate crop in one model call, then
+the most plausible split into digits by dynamic programming.
+
+A split is a sequence of segments (runs of neighbouring atoms, see
+`mnist_serving.imaging.segment`) that covers every atom once. Its score is the
+sum over its segments of the log-probability of the segment's top class minus
+penalties for shapes that class rarely has in MNIST (too wide for that digit,
+much shorter than the line, a gap inside), for two neighbouring digits that
+overlap in their columns, and for each cut through a stroke. The classifier
+thus decides where touching digits are cut and which broken strokes form one
+digit (segmentation by recognition); the digits' probabilities are those of
+the same call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import InvalidInputError
+from mnist_serving.imaging.decode import open_image
+from mnist_serving.imaging.preprocess import grays_to_mnist
+from mnist_serving.imaging.segment import (
+    MAX_ASPECT,
+    Atom,
+    Segmentation,
+    gap_columns,
+    segment,
+)
+from mnist_serving.model.predictions import Review, review_for
+
+# Width / height of the ink of each digit 0-9 in MNIST's test set: mean and
+# standard deviation. A crop read as an 8 but as wide as a 0 is likely an 8 with
+# a piece of its neighbour.
+ASPECTS = np.array(
+    [
+        (0.91, 0.18),
+        (0.42, 0.19),
+        (0.93, 0.20),
+        (0.80, 0.17),
+        (0.80, 0.16),
+        (0.95, 0.24),
+        (0.76, 0.15),
+        (0.77, 0.16),
+        (0.76, 0.16),
+        (0.69, 0.13),
+    ]
+)
+ASPECT_FREE = 1.5  # standard deviations off the digit's mean aspect without penalty
+SIZES = 0.2  # spread of digit sizes around the line height, added to widths
+ASPECT_WEIGHT = 1.0  # penalty: this times half the squared excess deviation
+SHORT = 0.45  # segments shorter than this share of the line height are penalised
+SHORT_WEIGHT = 6.0
+GAP_WEIGHT = 8.0  # penalty per line height of empty columns inside a segment
+OVERLAP_FREE = 0.25  # neighbouring digits may overlap this share of the narrower
+OVERLAP_WEIGHT = 8.0
+CUT_COST = 0.5  # cutting one stroke in two needs this much more evidence
+PROBABILITY_FLOOR = 1e-6  # log of zero is not a score
+DOUBT_MARGIN = 1.0  # a different reading scoring within this of the best is a doubt
+DOUBT_PENALTY = 1.0  # a chosen digit whose shape penalty exceeds this is a doubt
+K_BEST = 3  # splits kept per segment, to find the best one that reads differently
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """The digits read, left to right, with what made the split doubtful."""
+
+    probabilities: np.ndarray  # (digits, 10)
+    boxes: list[list[int]]  # x, y, w, h in the input's pixels
+    doubts: list[str]
+
+    @property
+    def number(self) -> str:
+        """The digits as a string."""
+        return "".join(str(d) for d in self.probabilities.argmax(axis=1).tolist())
+
+
+def _extent(atoms: list[Atom]) -> tuple[int, int, int, int]:
+    return (
+        min(a.left for a in atoms),
+        max(a.right for a in atoms),
+        min(a.top for a in atoms),
+        max(a.bottom for a in atoms),
+    )
+
+
+def shape_penalty(atoms: list[Atom], line: float, digit: int) -> float:
+    """How implausible `digit` of this shape is (0 for an ordinary one)."""
+    left, right, top, bottom = _extent(atoms)
+    width, height = right - left, bottom - top
+    mean, spread = ASPECTS[digit]
+    deviation = max(
+        abs(width / height - mean) / spread, (width / line - mean) / (spread + SIZES)
+    )
+    excess = max(0.0, deviation - ASPECT_FREE)
+    penalty = ASPECT_WEIGHT * 0.5 * excess**2
+    penalty += SHORT_WEIGHT * max(0.0, SHORT - height / line)
+    return penalty + GAP_WEIGHT * gap_columns(atoms) / line
+
+
+def overlap_penalty(first: tuple[int, int], second: tuple[int, int]) -> float:
+    """Penalty for two neighbouring digits whose columns overlap [left, right)."""
+    overlap = min(first[1], second[1]) - max(first[0], second[0])
+    narrower = min(first[1] - first[0], second[1] - second[0])
+    return OVERLAP_WEIGHT * max(0.0, overlap / narrower - OVERLAP_FREE)
+
+
+def boundary_penalty(
+    seg: Segmentation, before: int, after: int, spans: list[tuple[int, int]]
+) -> float:
+    """Penalty for a digit boundary between candidate segments `before`, `after`."""
+    last = seg.atoms[seg.segments[before][1] - 1]
+    first = seg.atoms[seg.segments[after][0]]
+    cut = CUT_COST if last.mark == first.mark else 0.0
+    return cut + overlap_penalty(spans[before], spans[after])
+
+
+def _best_splits(
+    seg: Segmentation, scores: np.ndarray
+) -> list[tuple[float, tuple[int, ...]]]:
+    """The K_BEST highest-scoring splits, as (score, segment indices), best first."""
+    ending: dict[int, list[int]] = {}
+    for index, (_, end) in enumerate(seg.segments):
+        ending.setdefault(end, []).append(index)
+    spans = [
+        (min(a.left for a in seg.atoms[f:e]), max(a.right for a in seg.atoms[f:e]))
+        for f, e in seg.segments
+    ]
+    best: list[list[tuple[float, tuple[int, ...]]]] = []
+    for index, (first, _) in enumerate(seg.segments):
+        if first == 0:
+            best.append([(float(scores[index]), (index,))])
+            continue
+        options = [
+            (
+                score + scores[index] - boundary_penalty(seg, path[-1], index, spans),
+                (*path, index),
+            )
+            for before in ending.get(first, [])
+            for score, path in best[before]
+        ]
+        best.append(heapq.nlargest(K_BEST, options))
+    finals = [option for i in ending[len(seg.atoms)] for option in best[i]]
+    return heapq.nlargest(K_BEST, finals)
+
+
+def read_number(
+    seg: Segmentation,
+    predict: Callable[[np.ndarray], np.ndarray],
+    max_digits: int,
+) -> NumberReading:
+    """Classify every candidate crop in one call and pick the best split.
+
+    InvalidInputError (422) when the best split has more than `max_digits`.
+    """
+    probabilities = predict(grays_to_mnist(seg.crops))
+    top = np.maximum(probabilities.max(axis=1), PROBABILITY_FLOOR)
+    digits = probabilities.argmax(axis=1).tolist()
+    shapes = np.array(
+        [
+            shape_penalty(seg.atoms[f:e], seg.line_height, digit)
+            for (f, e), digit in zip(seg.segments, digits, strict=True)
+        ]
+    )
+    splits = _best_splits(seg, np.log(top) - shapes)
+    path = splits[0][1]
+    if len(path) > max_digits:
+        raise InvalidInputError(
+            f"the image holds {len(path)} digits, above the limit of {max_digits} "
+            "(MAX_NUMBER_DIGITS); send one number per request"
+        )
+    chosen = probabilities[list(path)]
+    reading = NumberReading(chosen, [seg.boxes[i].tolist() for i in path], [])
+    reading.doubts.extend(_shape_doubts(path, shapes))
+    reading.doubts.extend(_split_doubts(splits, digits))
+    return reading
+
+
+def read_number_image(
+    data: bytes,
+    predict: Callable[[np.ndarray], np.ndarray],
+    max_digits: int,
+    max_pixels: int,
+) -> NumberReading:
+    """PNG or JPEG bytes of one number to its reading: decode, segment, classify.
+
+    Every decode guard of the single-digit path applies, with the number's own
+    aspect bound (a 20-digit number is far wider than a digit).
+    """
+    image = open_image(data, max_pixels, max_aspect=MAX_ASPECT)
+    return read_number(segment(image, max_digits), predict, max_digits)
+
+
+def _shape_doubts(path: tuple[int, ...], shapes: np.ndarray) -> list[str]:
+    """Chosen digits whose shape is unusual for one digit."""
+    return [
+        f"digit {place} has an unusual shape for one digit"
+        for place, index in enumerate(path, start=1)
+        if shapes[index] > DOUBT_PENALTY
+    ]
+
+
+def _split_doubts(
+    splits: list[tuple[float, tuple[int, ...]]], digits: list[int]
+) -> list[str]:
+    """A different reading that scores nearly as well as the best one."""
+    score, path = splits[0]
+    reading = "".join(str(digits[i]) for i in path)
+    for other_score, other in splits[1:]:
+        other_reading = "".join(str(digits[i]) for i in other)
+        if other_reading != reading and score - other_score < DOUBT_MARGIN:
+            odds = math.exp(score - other_score)
+            return [
+                f"the split into digits is uncertain: {other_reading} reads only "
+                f"{odds:.1f} times less likely"
+            ]
+    return []
+
+
+def number_review(confidence: float, doubts: list[str], settings: Settings) -> Review:
+    """The band of the number's confidence, one band lower when a split is doubtful.
+
+    The confidence is the product of the digits' confidences, never above the
+    weakest digit's, so the band is never better than that digit's band.
+    """
+    review = review_for(confidence, settings)
+    if doubts and review == "auto_approved":
+        return "secondary_verification"
+    if doubts:
+        return "manual_review"
+    return review

@@ -1,0 +1,247 @@
+"""POST /predict-number: whole numbers segmented and read in one model call."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import jpeg, png
+from mnist_serving.imaging.segment import label_marks
+from number_images import compose, first_of
+
+PNG = {"content-type": "image/png"}
+
+
+def read(client, image: np.ndarray, **kwargs):
+    """POST a dark-on-light PNG of `image` (white on black) as the raw body."""
+    return client.post(
+        "/predict-number", content=png(255 - image), headers=PNG, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def number(sample):
+    return compose(first_of(sample, "4071"))
+
+
+def test_reads_a_number_with_boxes_and_product_confidence(client, number):
+    response = read(client, number.image)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["number"] == "4071"
+    assert [d["digit"] for d in body["digits"]] == [4, 0, 7, 1]
+    confidence = np.prod([d["confidence"] for d in body["digits"]])
+    assert body["confidence"] == pytest.approx(confidence)
+    assert body["review"] in {
+        "auto_approved",
+        "secondary_verification",
+        "manual_review",
+    }
+    assert body["model_version"] and body["request_id"]
+    height, width = number.image.shape
+    for digit, left in zip(body["digits"], number.lefts, strict=True):
+        x, y, w, h = digit["box"]
+        assert abs(x - left) <= 2
+        assert 0 <= y and y + h <= height and x + w <= width
+        assert len(digit["probabilities"]) == 10
+
+
+def test_multipart_and_json_variants_agree(client, number):
+    data = png(255 - number.image)
+    multipart = client.post("/predict-number", files={"file": ("n.png", data)})
+    drawing = client.post(
+        "/predict-number-drawing",
+        json={"image": "data:image/png;base64," + base64.b64encode(data).decode()},
+    )
+    assert multipart.status_code == drawing.status_code == 200
+    assert multipart.json()["number"] == drawing.json()["number"] == "4071"
+
+
+def test_light_on_dark_and_one_digit(client, sample):
+    body = client.post(
+        "/predict-number",
+        content=png(compose(first_of(sample, "3")).image),
+        headers=PNG,
+    ).json()
+    assert body["number"] == "3"
+
+
+def test_slanted_baseline_and_varying_sizes(client, sample):
+    number = compose(
+        first_of(sample, "95026"), scales=[1.3, 0.8, 1.0, 1.2, 0.9], slope=0.12
+    )
+    assert read(client, number.image).json()["number"] == "95026"
+
+
+def test_touching_digits_are_cut_apart(client, sample):
+    number = compose(first_of(sample, "3051"), gap=7, touching_at=1)
+    columns = (number.image > 0).any(axis=0)
+    _, count = label_marks(number.image[:, columns] > 64)
+    assert count <= 3  # the 0 and the 5 really touch
+    assert read(client, number.image).json()["number"] == "3051"
+
+
+def broken(digit: np.ndarray, row: int) -> np.ndarray:
+    """The digit with two rows of ink erased: two strokes that overlap in x."""
+    out = digit.copy()
+    out[row : row + 2] = 0
+    return out
+
+
+def test_broken_strokes_are_merged_into_one_digit(client, sample):
+    digits = first_of(sample, "547")
+    pieces = [broken(d, 11) for d in digits]
+    number = compose(np.stack(pieces), gap=8)
+    _, count = label_marks(number.image > 64)
+    assert count >= 5  # each digit is really in pieces
+    assert read(client, number.image).json()["number"] == "547"
+
+
+def test_specks_are_ignored(client, number):
+    noisy = number.image.copy()
+    for y, x in [(3, 3), (40, 20), (2, 60), (41, 90)]:
+        noisy[y, x] = 255
+    assert read(client, noisy).json()["number"] == "4071"
+
+
+def test_one_model_call_per_number(client, sample, monkeypatch):
+    model = client.app.state.holder.model
+    calls = []
+    original = model.predict
+    monkeypatch.setattr(model, "predict", lambda x: calls.append(len(x)) or original(x))
+    number = compose(first_of(sample, "123456789012"), touching_at=4)
+    assert read(client, number.image).status_code == 200
+    assert len(calls) == 1
+
+
+def salt(image: np.ndarray, dots: int) -> np.ndarray:
+    """The image with `dots` single ink pixels at random places."""
+    rng = np.random.default_rng(dots)
+    out = image.copy()
+    out[rng.integers(0, out.shape[0], dots), rng.integers(0, out.shape[1], dots)] = 255
+    return out
+
+
+@pytest.mark.parametrize(
+    ("image", "status", "words"),
+    [
+        (np.zeros((60, 300), np.uint8), 422, "no ink found"),
+        (
+            np.random.default_rng(0).integers(0, 256, (200, 600), dtype=np.uint8),
+            422,
+            "noise",
+        ),
+        (
+            np.random.default_rng(1)
+            .normal(0, 60, (100, 900))
+            .clip(0, 255)
+            .astype(np.uint8),
+            422,
+            "noise",
+        ),
+        (np.pad(np.full((4, 20_000), 255, np.uint8), 100), 422, "no digit found"),
+        (np.pad(np.full((4, 2_000), 255, np.uint8), 30), 422, "no digit found"),
+        (np.zeros((1, 1000), np.uint8), 422, "longer than it is wide"),
+        (salt(np.zeros((300, 900), np.uint8), 60), 422, "no digit found"),
+        (salt(np.zeros((300, 900), np.uint8), 5000), 422, "noise"),
+    ],
+    ids=[
+        "blank",
+        "uniform-noise",
+        "gaussian-noise",
+        "rule-20000",
+        "rule",
+        "sliver",
+        "sparse-dots",
+        "dense-dots",
+    ],
+)
+def test_unreadable_fields_are_4xx(client, image, status, words):
+    response = read(client, image)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_above_the_digit_limit_is_422_naming_it(client, sample):
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, len(sample["labels"]), 200)
+    number = compose(sample["images"][picks])
+    response = read(client, number.image)
+    assert response.status_code == 422
+    assert "limit of 20 (MAX_NUMBER_DIGITS)" in response.json()["detail"]
+
+
+def test_the_limit_is_a_setting(client_with, number):
+    with client_with(max_number_digits=3) as client:
+        response = read(client, number.image)
+    assert response.status_code == 422
+    assert "4 digits, above the limit of 3" in response.json()["detail"]
+
+
+def test_not_an_image_is_415(client):
+    response = client.post(
+        "/predict-number", content=b"GIF89a", headers={"content-type": "image/gif"}
+    )
+    assert response.status_code == 415
+
+
+def test_pixel_limit_is_413(client_with, number):
+    with client_with(max_image_pixels=1000) as client:
+        assert read(client, number.image).status_code == 413
+
+
+def flood_count(mask: np.ndarray) -> int:
+    """8-connected components by a plain flood fill, to check label_marks."""
+    seen = np.zeros_like(mask)
+    count = 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        count += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            y, x = stack.pop()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = y + dy, x + dx
+                    inside = 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1]
+                    if inside and mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+    return count
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.45, 0.6])
+def test_label_marks_matches_a_flood_fill(density):
+    rng = np.random.default_rng(int(density * 100))
+    mask = rng.random((40, 70)) < density
+    labels, count = label_marks(mask)
+    assert count == flood_count(mask)
+    assert ((labels > 0) == mask).all()
+    assert set(np.unique(labels[mask]).tolist()) == set(range(1, count + 1))
+
+
+def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):
+    digits = "12345678909876543210"
+    number = compose(first_of(sample, digits), gap=7)
+    body = read(client, number.image).json()
+    assert len(body["number"]) == 20
+    assert sum(a == b for a, b in zip(body["number"], digits, strict=True)) >= 18
+    big = np.asarray(
+        Image.fromarray(255 - number.image).resize(
+            (number.image.shape[1] * 12, number.image.shape[0] * 12)
+        )
+    )
+    response = client.post(
+        "/predict-number", content=jpeg(big), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["number"] == body["number"]
+    x, _, w, _ = response.json()["digits"][-1]["box"]
+    assert x + w <= big.shape[1]
+    assert x > 0.9 * big.shape[1]  # boxes are in the upload's own pixels

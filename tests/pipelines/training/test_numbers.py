@@ -1,0 +1,105 @@
+"""The composed number test set and its evaluation through serving's number reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mnist_serving.model.card import CardMetrics
+
+from mnist_mlops.errors import ParameterError
+from mnist_mlops.modeling.number_set import (
+    ComposedNumber,
+    compose_numbers,
+    number_metrics,
+)
+from mnist_mlops.pipelines.training.nodes import collect_metrics, evaluate_numbers
+
+SERVING_FIXTURES = Path(__file__).parents[3] / "serving" / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """200 official test digits (uint8) and labels, as serving's tests use."""
+    data = np.load(SERVING_FIXTURES / "mnist_test_sample.npz")
+    return data["images"], data["labels"]
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    """Serving's committed fixture export: a small LiteRT model of the seed CNN."""
+    return next(
+        (SERVING_FIXTURES / "model").glob("mnist_cnn.tflite/*/*.tflite")
+    ).read_bytes()
+
+
+def test_numbers_are_deterministic_and_varied(digits) -> None:
+    images, labels = digits
+    first = compose_numbers(images, labels, 200, seed=5)
+    again = compose_numbers(images, labels, 200, seed=5)
+    assert [n.label for n in first] == [n.label for n in again]
+    assert all(
+        np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True)
+    )
+    lengths = {len(n.label) for n in first}
+    assert min(lengths) == 2 and max(lengths) == 12
+    share = np.mean([n.touching for n in first])
+    assert 0.15 < share < 0.35
+    heights = {n.image.shape[0] for n in first}
+    assert len(heights) > 5  # sizes and baselines vary
+
+
+def test_touching_pairs_really_touch(digits) -> None:
+    images, labels = digits
+    numbers = [n for n in compose_numbers(images, labels, 120, seed=9) if n.touching]
+    touching = 0
+    for number in numbers:
+        ink = np.concatenate(([0], (number.image > 64).any(axis=0), [0]))
+        runs = np.count_nonzero(np.diff(ink.astype(int)) == 1)
+        touching += runs < len(number.label)  # two digits share their columns
+    assert touching >= 0.9 * len(numbers)
+
+
+def test_metrics_count_missed_and_split_digits() -> None:
+    blank = np.zeros((28, 60), np.uint8)
+    numbers = [
+        ComposedNumber(blank, "123", touching=False),
+        ComposedNumber(blank, "4567", touching=True),
+        ComposedNumber(blank, "89", touching=True),
+    ]
+    metrics = number_metrics(numbers, ["123", "45167", None])
+    assert metrics["number_test_exact"] == pytest.approx(1 / 3)
+    assert metrics["number_test_touching_exact"] == 0.0
+    # 9 digits: one extra digit read (1 error), two refused (2 errors).
+    assert metrics["number_test_digit_accuracy"] == pytest.approx(1 - 3 / 9)
+    assert metrics["number_test_refused"] == 1
+    assert metrics["number_test_touching_samples"] == 2
+
+
+def test_node_reads_numbers_as_serving_does(digits, model_bytes) -> None:
+    images, labels = digits
+    x_official = (images / 255.0).astype(np.float32)[..., None]
+    params = {"numbers": {"count": 40, "seed": 3}}
+    metrics = evaluate_numbers(model_bytes, x_official, labels, params)
+    assert metrics["number_test_samples"] == 40
+    assert metrics["number_test_exact"] >= 0.6
+    assert metrics["number_test_digit_accuracy"] >= 0.9
+    evaluation = {"per_class_accuracy": {}, "review_bands_official": {}}
+    drawn = {"review_bands_drawn": {}}
+    collected, scalars = collect_metrics(evaluation, drawn, {}, metrics)
+    assert collected["number_test_exact"] == metrics["number_test_exact"]
+    assert "number_test_exact" in scalars
+    card = CardMetrics(test_accuracy=0.9, official_test_accuracy=0.9, **metrics)
+    assert card.model_dump()["number_test_digit_accuracy"] > 0
+
+
+def test_count_zero_skips_and_bad_count_names_the_key(digits, model_bytes) -> None:
+    images, labels = digits
+    x_official = (images / 255.0)[..., None]
+    assert (
+        evaluate_numbers(model_bytes, x_official, labels, {"numbers": {"count": 0}})
+        == {}
+    )
+    with pytest.raises(ParameterError, match=r"numbers\.count"):
+        evaluate_numbers(model_bytes, x_official, labels, {"numbers": {"count": -1}})
