@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -177,8 +178,22 @@ def _legit(
     figures.legit_rps = figures.legit_ok / (time.perf_counter() - started)
 
 
+class Target(Protocol):
+    """What an attack is measured on: a base URL and the server's host pid.
+
+    A `Server` process of serve_process, or a container (its main process as the
+    host sees it), which is how the suite measures the image too.
+    """
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+
 def measure(
-    server: Server,
+    server: Target,
     attack: Attack | None,
     image: bytes,
     seconds: float,
@@ -203,5 +218,5 @@ def measure(
     stop.set()
     for thread in helpers:
         thread.join(timeout=30)
-    figures.peak_rss_mib = peak_rss_mib(server.proc.pid)
+    figures.peak_rss_mib = peak_rss_mib(server.pid)
     return figures

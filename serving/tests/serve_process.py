@@ -96,6 +96,11 @@ class Server:
         """Base URL on loopback."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.proc.pid
+
     def log_lines(self) -> list[dict[str, Any]]:
         """The server's JSON log lines so far (LiteRT's own lines skipped)."""
         text = self.log_path.read_text(errors="replace").splitlines()

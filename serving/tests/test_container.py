@@ -21,8 +21,11 @@ import httpx
 import numpy as np
 import pytest
 
+from attack_cases import ALLOWED, CASES, send
+from attack_harness import measure
 from conftest import MODEL_ROOT, jpeg, png, require_tool
 from serve_process import free_port
+from test_attacks import MAX_LIVE_MS, MAX_RSS_MIB
 from test_rolling_restart import Traffic, start_nginx
 
 # The first test also waits for `make image` (minutes on a cold machine).
@@ -32,6 +35,12 @@ ROOT = SERVING.parent
 API_KEY = "container-test-key"
 MODEL_URI = "/models/mnist_cnn.tflite"  # the versioned folder of the export
 NO_RATE_LIMIT = {"RATE_LIMIT": ""}
+# The request limits of k8s/base/params.env (the attack cases run against them).
+POD_LIMITS = {
+    "MAX_CONCURRENCY": "32",
+    "MAX_BODY_BYTES": "2097152",
+    "MAX_BATCH_IMAGES": "256",
+}
 POD = [
     "--read-only",
     "--user", "10001:10001",
@@ -83,6 +92,11 @@ class Pod:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The container's main process (mnist-serve) as the host sees it."""
+        return int(self.inspect("{{.State.Pid}}"))
+
     def logs(self) -> str:
         command = [require_tool("docker", "docker.io"), "logs", self.name]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -118,6 +132,7 @@ class Pods:
         model: bool = True,
         keys: bool = True,
         port: int | None = None,
+        host_network: bool = False,
         **env: str,
     ) -> Pod:
         name = f"mnist-serving-test-{uuid.uuid4().hex[:10]}"
@@ -130,6 +145,15 @@ class Pods:
             mounts += ["-v", f"{self.secret}:/var/run/secrets/mnist-serving:ro"]
             settings["API_KEYS_FILE"] = "/var/run/secrets/mnist-serving/api_keys"
         env_args = [arg for k, v in settings.items() for arg in ("-e", f"{k}={v}")]
+        if host_network:  # clients' own addresses reach the app (no docker-proxy)
+            port = port or free_port()
+            docker(
+                "run", "--detach", "--name", name, *POD, *mounts, *env_args,
+                "--network", "host", self.image,
+                "--host", "127.0.0.1", "--port", str(port), "--graceful-timeout", "20",
+            )  # fmt: skip
+            self.names.append(name)
+            return Pod(name, port)
         publish = f"127.0.0.1:{port or ''}:8000"
         docker(
             "run", "--detach", "--name", name, *POD, *mounts, *env_args,
@@ -354,3 +378,30 @@ def test_feedback_store_works_in_the_slimmed_image(pods, sample):
         assert waiting["pending"] == 1  # the PNG's prediction, still unlabelled
         assert len(waiting["items"][0]["guesses"]) == 3
         assert client.get("/health").json()["feedback_store"] == "ok"
+
+
+@pytest.mark.attack
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_attack_on_the_pod_costs_little(pods, sample, case):
+    """The attack suite's cases against the image at the pod's limits.
+
+    The same bounds as tests/test_attacks.py, with Docker's 512 MiB and half a
+    CPU instead of the harness's cgroup; the pod shares the host's network so
+    that the attacker's address (127.0.0.2) is not hidden behind docker-proxy.
+    """
+    pod = pods.start(host_network=True, **POD_LIMITS)
+    pod.wait_ready()
+    requests = CASES[case]()
+
+    def attack(url: str) -> list[int]:
+        return send(url, requests, API_KEY)
+
+    figures = measure(pod, attack, png(sample["images"][0]), 3.0, api_key=API_KEY)
+    assert figures.attack, "the attack sent nothing"
+    assert set(figures.attack) <= ALLOWED.get(case, set(range(400, 500)))
+    assert pod.inspect("{{.State.Running}} {{.State.OOMKilled}}") == "true false"
+    assert figures.peak_rss_mib < MAX_RSS_MIB, figures
+    assert figures.live_failures == 0, figures
+    assert figures.live_max_ms < MAX_LIVE_MS, figures
+    assert figures.legit_failed == [], figures.legit_failed[:5]
+    assert figures.legit_ok > 0
