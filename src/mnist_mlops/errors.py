@@ -39,8 +39,12 @@ class FeedbackValidationError(MnistMlopsError):
     """Labelled feedback from the store breaks the contract (labels, inputs, ids)."""
 
 
-class PromotionError(MnistMlopsError):
-    """Publishing the champion failed; the previous champion was left in place."""
+class PromotionError(MnistMlopsError, DatasetError):
+    """Publishing the champion failed; the previous champion was left in place.
+
+    Also a Kedro DatasetError, so Kedro reports it as it is when the release
+    dataset raises it.
+    """
 
 
 class RawFileError(DataValidationError, DatasetError):

@@ -166,8 +166,6 @@ class FloorParams(Strict):
 class PromotionParams(Strict):
     """parameters_promotion.yml, key `promotion`."""
 
-    model_name: str = "mnist-digit-classifier"
-    alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     tolerance: float = Field(0.002, ge=0, le=1)
     floors: FloorParams = FloorParams()
     min_feedback_holdout: int = Field(50, ge=1)

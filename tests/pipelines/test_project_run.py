@@ -17,9 +17,11 @@ from mnist_mlops.pipeline_registry import register_pipelines
 # A 1-epoch model on 2,000 rows is no candidate: these runs check the plumbing,
 # so they open the quality gate (test_failing_quality_gate... keeps it shut).
 NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
+NO_FLOORS = {"official_test_accuracy": 0, "drawn_test_accuracy": 0}
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
     "training": {"epochs": 1, "quality_gate": NO_GATE},
+    "promotion": {"floors": NO_FLOORS},
 }
 TRACKED_METRICS = {
     "test_accuracy",
@@ -57,10 +59,12 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     with KedroSession.create(project_path=project) as session:
         catalog = session.load_context().catalog
     # MLflow metric datasets live in the run, checked through MlflowClient below.
+    # The champion release (two files and the registry alias) is checked below.
     persisted = [
         name
         for name in register_pipelines()["__default__"].all_outputs()
         if name in catalog.keys()
+        and name != "champion_release"
         and not isinstance(catalog.get(name), MlflowMetricsHistoryDataset)
     ]
     assert {
@@ -74,6 +78,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "x_drawn_test",
         "calibration",
         "drawn_examples",
+        "x_feedback_train",
+        "feedback_report",
+        "promotion_report",
     } <= set(persisted)
     assert [name for name in persisted if not catalog.exists(name)] == []
 
@@ -82,7 +89,10 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert card["version"] == version_dir.name  # serving pairs model and card by it
     # Every output is versioned: one folder per output, named by the run's version.
     files = [p for p in (project / "data").rglob("*") if p.is_file()]
-    outputs = [p for p in files if p.parent.name != "01_raw"]
+    champion = project / "data/06_models/champion"
+    outputs = [
+        p for p in files if p.parent.name != "01_raw" and champion not in p.parents
+    ]
     assert len(outputs) == len(persisted)
     assert {p.parent.name for p in outputs} == {card["version"]}
     assert {p.name for p in outputs} == {p.parent.parent.name for p in outputs}
@@ -122,6 +132,17 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert model.tags["deployment"] == "candidate"
     assert model.tags["dataset"].startswith("mnist_full rows=2000 sha256=")
     assert model.tags["drawn_test_accuracy"] == str(metrics["drawn_test_accuracy"])
+    # No feedback store yet: empty feedback arrays; the first model is champion.
+    assert catalog.load("x_feedback_train").shape == (0, 28, 28, 1)
+    report = catalog.load("promotion_report")
+    assert report["decision"] == "promote", report["reason"]
+    alias = client.get_model_version_by_alias("mnist-digit-classifier", "champion")
+    assert alias.version == model.version
+    assert catalog.load("champion_release")["model_sha256"] == card["model_sha256"]
+    assert (
+        champion / "mnist_cnn.tflite" / card["version"] / "mnist_cnn.tflite"
+    ).is_file()
+    assert "promotion_report.json" in artifacts
 
 
 @pytest.mark.slow

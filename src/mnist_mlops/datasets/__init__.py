@@ -1,6 +1,7 @@
 """Datasets that kedro-datasets lacks: atomic writes, the raw and packaged MNIST."""
 
 from .bytes_dataset import BytesDataset
+from .champion import ChampionModelDataset, ChampionReleaseDataset
 from .feedback_store import FeedbackStoreDataset
 from .json_dataset import JsonDataset
 from .mnist_csv import MnistCSVDataset
@@ -9,6 +10,8 @@ from .packaged_mnist import PackagedMnistCSVDataset
 
 __all__ = [
     "BytesDataset",
+    "ChampionModelDataset",
+    "ChampionReleaseDataset",
     "FeedbackStoreDataset",
     "JsonDataset",
     "MnistCSVDataset",
