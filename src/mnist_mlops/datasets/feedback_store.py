@@ -29,8 +29,10 @@ class FeedbackStoreDataset(SQLQueryDataset):
 
     Before serving has stored its first prediction there is no SQLite file and
     no `predictions` table: that is "no feedback yet", an empty frame, so
-    training runs on MNIST alone. A store that exists but cannot be reached
-    (PostgreSQL down, wrong password) is an error that names it.
+    training runs on MNIST alone. So is an empty connection string (the `azure`
+    environment without DATABASE_URL), with a warning that names the setting.
+    A store that is configured but cannot be read (PostgreSQL down, wrong
+    password) is an error that names it.
 
     Example catalog entry::
 
@@ -47,7 +49,7 @@ class FeedbackStoreDataset(SQLQueryDataset):
         credentials: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Create the dataset; an empty connection string fails on load, not here."""
+        """Create the dataset; an empty connection string reads as no feedback."""
         con = (credentials or {}).get("con") or ""
         self._missing_con = not con
         credentials = {**(credentials or {}), "con": con or "sqlite://"}
@@ -68,8 +70,12 @@ class FeedbackStoreDataset(SQLQueryDataset):
     def load(self) -> pd.DataFrame:
         """The query's rows; an empty frame while the store holds no table yet."""
         if self._missing_con:
-            msg = f"The feedback store has no connection string. {SET_URL}."
-            raise DatasetError(msg)
+            logger.warning(
+                "No feedback store is configured (empty connection string): no "
+                "feedback is read. %s.",
+                SET_URL,
+            )
+            return pd.DataFrame(columns=list(COLUMNS))
         try:
             url_file = self._sqlite_file()
         except ArgumentError as exc:

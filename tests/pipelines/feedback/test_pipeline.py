@@ -211,7 +211,11 @@ def test_an_unreachable_store_is_an_error_not_an_empty_store() -> None:
     assert "Set DATABASE_URL" in message
 
 
-def test_no_connection_string_is_named_on_load() -> None:
+def test_no_connection_string_is_no_feedback_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     dataset = FeedbackStoreDataset(sql=SQL, credentials={"con": ""})
-    with pytest.raises(DatasetError, match=r"no connection string\. Set DATABASE_URL"):
-        dataset.load()
+    with caplog.at_level(logging.WARNING):
+        assert dataset.load().empty
+    assert "No feedback store is configured" in caplog.text
+    assert "Set DATABASE_URL" in caplog.text
