@@ -21,6 +21,7 @@ from mnist_mlops.pipelines.feedback.nodes import (
     validate_feedback,
 )
 from tests.feedback_store import create_store, records
+from tests.pipelines.feedback.postgres import postgres_server
 
 SQL = (
     "SELECT request_id, model_version, digit, label, input FROM predictions "
@@ -219,3 +220,22 @@ def test_no_connection_string_is_no_feedback_with_a_warning(
         assert dataset.load().empty
     assert "No feedback store is configured" in caplog.text
     assert "Set DATABASE_URL" in caplog.text
+
+
+def test_the_store_on_a_real_postgresql_then_the_server_stopped() -> None:
+    rows = records(_images(40), np.arange(40) % 10, model_version="A")
+    rows[0]["input"] = None
+    with postgres_server() as server:
+        create_store(server.url, rows)
+        dataset = FeedbackStoreDataset(
+            sql=SQL,
+            credentials={"con": server.url, "connect_args": {"connect_timeout": 2}},
+        )
+        out = _run(dataset)
+        assert len(out["x_feedback_train"]) + len(out["x_feedback_holdout"]) == 39
+        assert out["feedback_report"]["live_accuracy"]["A"]["labelled"] == 40
+        server.stop()  # the database goes away between two runs
+        with pytest.raises(DatasetError) as err:
+            dataset.load()
+    assert f"Feedback store {server.url}" in str(err.value)
+    assert "Check that the database is running" in str(err.value)
