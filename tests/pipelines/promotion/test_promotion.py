@@ -28,9 +28,9 @@ from mnist_mlops.params import ModelParams
 from mnist_mlops.pipelines.promotion import create_pipeline
 from mnist_mlops.pipelines.promotion.nodes import decide_promotion, score_models
 from tests.conftest import ROOT
+from tests.registry import NAME, alias, fresh_registry, make_empty_store, register
 
 FIXTURE = ROOT / "serving/tests/fixtures"
-NAME = "mnist-digit-classifier"
 FLOORS = {
     "official_test_accuracy": 0.9,
     "drawn_test_accuracy": 0.8,
@@ -68,44 +68,14 @@ def sample() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its tables made once (migrations take seconds)."""
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
+    return make_empty_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture
 def registry(tmp_path: Path, empty_store: Path) -> Iterator[mlflow.MlflowClient]:
     """A fresh MLflow tracking store and registry in a temp folder."""
-    previous = mlflow.get_tracking_uri()
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client = mlflow.MlflowClient()
-    client.create_experiment("promotion", artifact_location=str(tmp_path / "artifacts"))
-    mlflow.set_experiment("promotion")
-    client.create_registered_model(NAME)
-    yield client
-    mlflow.set_tracking_uri(previous)
-
-
-def register(
-    client: mlflow.MlflowClient, model: bytes, card: dict[str, Any], version: str
-) -> dict[str, Any]:
-    """Log the export and card as the project hook does; register; the run's card."""
-    digest = hashlib.sha256(model).hexdigest()
-    card = {**card, "version": version, "model_sha256": digest}
-    with mlflow.start_run() as run:
-        card["mlflow_run_id"] = run.info.run_id
-        mlflow.log_dict(card, "model/model_card.json")
-        folder = Path(mlflow.get_tracking_uri().removeprefix("sqlite:///")).parent
-        path = folder / "export" / run.info.run_id / "mnist_cnn.tflite"
-        path.parent.mkdir(parents=True)
-        path.write_bytes(model)
-        mlflow.log_artifact(str(path), artifact_path="model")
-    client.create_model_version(
-        NAME, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
-    )
-    return card
+    with fresh_registry(tmp_path, empty_store) as client:
+        yield client
 
 
 def _scores(challenger: dict, champion: dict | None = None) -> dict[str, Any]:
@@ -215,10 +185,6 @@ def _served(tmp_path: Path) -> tuple[str, str]:
     return model.version, model.sha256
 
 
-def _alias(client: mlflow.MlflowClient) -> str:
-    return str(client.get_model_version_by_alias(NAME, "champion").version)
-
-
 def _promote(release: ChampionReleaseDataset, model: bytes, card: dict) -> None:
     release.save({"promote": True, "model_bytes": model, "card": card})
 
@@ -231,7 +197,7 @@ def test_promotion_publishes_files_then_sets_the_alias(
     assert champion.load() == {}  # the first model
     card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
     _promote(_release(tmp_path), model, card_a)
-    assert _alias(registry) == "1"
+    assert alias(registry) == "1"
     assert _served(tmp_path) == (card_a["version"], card_a["model_sha256"])
     loaded = champion.load()
     assert loaded["registry_version"] == "1"
@@ -239,7 +205,7 @@ def test_promotion_publishes_files_then_sets_the_alias(
     assert loaded["card"]["version"] == card_a["version"]
     release = _release(tmp_path)
     release.save({"promote": False, "reason": "Refused: worse."})  # changes nothing
-    assert _alias(registry) == "1"
+    assert alias(registry) == "1"
     assert release.load()["version"] == card_a["version"]
 
 
@@ -271,7 +237,7 @@ def test_a_failed_promotion_leaves_the_old_champion_files_and_alias(  # noqa: PL
         _promote(release, untrained[0], card_b)
     assert "version 2 failed" in str(err.value)
     assert "the previous champion stays in place" in str(err.value)
-    assert _alias(registry) == "1"
+    assert alias(registry) == "1"
     assert _served(tmp_path) == (card_a["version"], card_a["model_sha256"])
     for root in ("mnist_cnn.tflite", "model_card.json"):
         assert sorted(p.name for p in (tmp_path / "champion" / root).iterdir()) == [
@@ -289,7 +255,7 @@ def test_a_promotion_killed_before_the_alias_is_finished_by_the_next_run(
     release.write(model_path, model)  # as a run killed after step 3
     release.write(card_path, json.dumps(card_a).encode())
     _promote(_release(tmp_path), model, card_a)
-    assert _alias(registry) == "1"
+    assert alias(registry) == "1"
     other = {**card_a, "model_sha256": "0" * 64}
     with pytest.raises(PromotionError, match="already holds another model"):
         _promote(_release(tmp_path), model, other)
@@ -347,6 +313,6 @@ def test_the_pipeline_promotes_a_first_model_and_refuses_a_worse_one(
         "drawn_test_accuracy",
         "feedback_holdout_accuracy",
     }
-    assert _alias(registry) == "1"
+    assert alias(registry) == "1"
     assert _served(tmp_path)[0] == card_a["version"]
     shutil.rmtree(tmp_path / "champion")

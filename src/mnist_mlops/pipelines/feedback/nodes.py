@@ -167,7 +167,7 @@ def report_feedback(
             figures["labelled"],
         )
     scalars = {
-        key: {"value": float(report[key]), "step": 0}
+        f"feedback_{key}": {"value": float(report[key]), "step": 0}
         for key in ("labelled_records", "training_examples", "holdout_examples")
     }
     scalars |= {
