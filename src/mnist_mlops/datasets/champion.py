@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 CARD_FILE = "model_card.json"
 ARTIFACTS = "model"  # where mnist_mlops.hooks.register_model logs the export and card
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _client() -> mlflow.MlflowClient:
@@ -237,12 +239,12 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def registry_version(self, card: dict[str, Any]) -> str:
         """The registered version of the card's MLflow run; PromotionError if none."""
-        run_id = card.get("mlflow_run_id")
-        found = (
+        run_id = str(card.get("mlflow_run_id") or "")
+        found = (  # an MLflow run id is 32 hex digits; anything else matches nothing
             _client().search_model_versions(
                 f"name='{self._model_name}' and run_id='{run_id}'"
             )
-            if run_id
+            if RUN_ID.fullmatch(run_id)
             else []
         )
         if not found:

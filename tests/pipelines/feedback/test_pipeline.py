@@ -239,3 +239,12 @@ def test_the_store_on_a_real_postgresql_then_the_server_stopped() -> None:
             dataset.load()
     assert f"Feedback store {server.url}" in str(err.value)
     assert "Check that the database is running" in str(err.value)
+
+
+def test_an_sql_looking_request_id_is_only_data(tmp_path: Path) -> None:
+    rows = records(_images(25), np.arange(25) % 10)
+    rows[4]["request_id"] = "x'); DROP TABLE predictions; --"
+    dataset = _store(tmp_path / "feedback.db", rows)
+    out = _run(dataset, {**PARAMS, "min_examples": 1})
+    assert out["feedback_report"]["labelled_records"] == 25
+    assert len(dataset.load()) == 25  # the table is still there

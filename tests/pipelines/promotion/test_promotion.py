@@ -261,11 +261,13 @@ def test_a_promotion_killed_before_the_alias_is_finished_by_the_next_run(
         _promote(_release(tmp_path), model, other)
 
 
+@pytest.mark.parametrize("run_id", ["0" * 32, None, "x' or name != '"])
 def test_an_unregistered_challenger_changes_nothing(
-    registry, good, tmp_path: Path
+    registry, good, tmp_path: Path, run_id: str | None
 ) -> None:
     model, card = good
-    card = {**card, "mlflow_run_id": "0" * 32}
+    register(registry, model, card, "2026-12-01T10.00.00.000Z")  # another run's
+    card = {**card, "mlflow_run_id": run_id}
     with pytest.raises(PromotionError, match="is not a registered version"):
         _promote(_release(tmp_path), model, card)
     assert not (tmp_path / "champion").exists()
