@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 # The columns of serving's `predictions` table that the feedback pipeline reads.
 COLUMNS = ("request_id", "model_version", "digit", "label", "input")
 TABLE = "predictions"
+PLAIN_POSTGRES = "postgresql://"
+PSYCOPG = "postgresql+psycopg://"
 SET_URL = (
     "Set DATABASE_URL (the store serving writes), or the `feedback_db` entry of "
     "conf/local/credentials.yml"
@@ -29,8 +31,10 @@ class FeedbackStoreDataset(SQLQueryDataset):
 
     Before serving has stored its first prediction there is no SQLite file and
     no `predictions` table: that is "no feedback yet", an empty frame, so
-    training runs on MNIST alone. So is an empty connection string (the `azure`
-    environment without DATABASE_URL), with a warning that names the setting.
+    training runs on MNIST alone. So is an empty connection string or `none`
+    (serving's "no store"; the `azure` environment without DATABASE_URL), with
+    a warning that names the setting. A plain `postgresql://` URL, as serving
+    takes it, is read with psycopg.
     A store that is configured but cannot be read (PostgreSQL down, wrong
     password) is an error that names it.
 
@@ -50,9 +54,13 @@ class FeedbackStoreDataset(SQLQueryDataset):
         **kwargs: Any,
     ) -> None:
         """Create the dataset; an empty connection string reads as no feedback."""
-        con = (credentials or {}).get("con") or ""
-        self._missing_con = not con
-        credentials = {**(credentials or {}), "con": con or "sqlite://"}
+        con = str((credentials or {}).get("con") or "").strip()
+        self._missing_con = con.lower() in {"", "none"}  # serving's "no store"
+        if con.startswith(PLAIN_POSTGRES):  # serving's form; use the installed driver
+            con = PSYCOPG + con.removeprefix(PLAIN_POSTGRES)
+        credentials = {**(credentials or {}), "con": "sqlite://"}
+        if not self._missing_con:
+            credentials["con"] = con
         super().__init__(sql=sql, credentials=credentials, **kwargs)
 
     def _where(self) -> str:

@@ -141,12 +141,14 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     [(10, "[10]"), (-1, "[-1]"), ("seven", "['seven']"), (3.5, "[3.5]")],
 )
 def test_a_label_outside_0_to_9_stops_the_run_naming_the_row(
-    tmp_path: Path, label: object, shown: str
+    label: object, shown: str
 ) -> None:
     rows = records(_images(30), np.arange(30) % 10)
     rows[7]["label"] = label
-    with pytest.raises(FeedbackValidationError) as err:  # through the real store
-        _run(_store(tmp_path / "feedback.db", rows))
+    # Serving's migration forbids such labels (CHECK 0-9); a store without that
+    # constraint, or an older one, may still hold them.
+    with pytest.raises(FeedbackValidationError) as err:
+        validate_feedback(_frame(rows))
     message = str(err.value)
     assert "label outside the integers 0-9" in message
     assert "'req-000007'" in message
@@ -212,10 +214,11 @@ def test_an_unreachable_store_is_an_error_not_an_empty_store() -> None:
     assert "Set DATABASE_URL" in message
 
 
+@pytest.mark.parametrize("con", ["", "none", " NONE "])
 def test_no_connection_string_is_no_feedback_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, con: str
 ) -> None:
-    dataset = FeedbackStoreDataset(sql=SQL, credentials={"con": ""})
+    dataset = FeedbackStoreDataset(sql=SQL, credentials={"con": con})
     with caplog.at_level(logging.WARNING):
         assert dataset.load().empty
     assert "No feedback store is configured" in caplog.text
@@ -227,9 +230,10 @@ def test_the_store_on_a_real_postgresql_then_the_server_stopped() -> None:
     rows[0]["input"] = None
     with postgres_server() as server:
         create_store(server.url, rows)
-        dataset = FeedbackStoreDataset(
+        plain = server.url.replace("postgresql+psycopg://", "postgresql://")
+        dataset = FeedbackStoreDataset(  # the URL as serving takes it
             sql=SQL,
-            credentials={"con": server.url, "connect_args": {"connect_timeout": 2}},
+            credentials={"con": plain, "connect_args": {"connect_timeout": 2}},
         )
         out = _run(dataset)
         assert len(out["x_feedback_train"]) + len(out["x_feedback_holdout"]) == 39
