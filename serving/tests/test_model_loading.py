@@ -245,3 +245,23 @@ def test_missing_model_logs_the_fix(caplog):
     with caplog.at_level("ERROR"), running(model_uri="/nowhere/model.tflite") as client:
         assert client.get("/health/ready").status_code == 503
     assert any("run `kedro run`" in record.getMessage() for record in caplog.records)
+
+
+def test_catalog_with_a_champion_release_serves_the_champion(project):
+    """Only a promoted model is served: the champion folder wins over new exports."""
+    with (project / "conf" / "base" / "catalog.yml").open("a") as fh:
+        fh.write(
+            "champion_release:\n"
+            "  type: mnist_mlops.datasets.ChampionReleaseDataset\n"
+            "  filepath: data/06_models/champion\n"
+        )
+    champion = project / "data" / "06_models" / "champion"
+    export(champion, "2026-01-01T00.00.00.000Z")
+    export(champion, "2026-01-15T00.00.00.000Z", card=False)  # promotion writing
+    location = locate_model(Settings(project_dir=project))
+    assert location.version == "2026-01-01T00.00.00.000Z"  # not 2026-02's export
+    assert location.model_path.startswith(str(champion))
+    assert load_model(location).version == "2026-01-01T00.00.00.000Z"
+    shutil.rmtree(champion)
+    with pytest.raises(ModelLoadError, match=r"no exported model at .*champion"):
+        locate_model(Settings(project_dir=project))

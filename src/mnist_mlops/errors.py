@@ -35,6 +35,18 @@ class QualityGateError(MnistMlopsError):
     """The trained model scores below a quality threshold: it is not a candidate."""
 
 
+class FeedbackValidationError(MnistMlopsError):
+    """Labelled feedback from the store breaks the contract (labels, inputs, ids)."""
+
+
+class PromotionError(MnistMlopsError, DatasetError):
+    """Publishing the champion failed; the previous champion was left in place.
+
+    Also a Kedro DatasetError, so Kedro reports it as it is when the release
+    dataset raises it.
+    """
+
+
 class RawFileError(DataValidationError, DatasetError):
     """The raw file cannot be parsed: truncated, ragged rows or binary bytes.
 

@@ -148,12 +148,36 @@ class TrainingParams(Strict):
     numbers: NumberSetParams = NumberSetParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
+    feedback_weight: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")
     def _filters_given(self) -> TrainingParams:
         if not self.model.conv_filters:
             raise ValueError("model.conv_filters needs at least one layer")
         return self
+
+
+class FeedbackParams(Strict):
+    """parameters_feedback.yml, key `feedback`."""
+
+    min_examples: int = Field(100, ge=1)
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class FloorParams(Strict):
+    """The least accuracy a model may have on each set and still be champion."""
+
+    official_test_accuracy: float = Field(0.99, ge=0, le=1)
+    drawn_test_accuracy: float = Field(0.95, ge=0, le=1)
+    feedback_holdout_accuracy: float = Field(0.0, ge=0, le=1)
+
+
+class PromotionParams(Strict):
+    """parameters_promotion.yml, key `promotion`."""
+
+    tolerance: float = Field(0.002, ge=0, le=1)
+    floors: FloorParams = FloorParams()
+    min_feedback_holdout: int = Field(50, ge=1)
 
 
 M = TypeVar("M", bound=Strict)

@@ -1,4 +1,8 @@
-"""Project pipelines: `data_processing`, `training` and `__default__` (both)."""
+"""Project pipelines: data_processing, feedback, training, promotion, __default__.
+
+`__default__` runs them all, in the order their datasets impose: feedback and
+data_processing, then training, then the promotion gate.
+"""
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline

@@ -42,7 +42,7 @@ def main(index: int, hosts: list[str], data: Path, out: Path) -> None:
     rows = np.arange(len(x))
     seen = [
         local.numpy()
-        for _, batch in distribute(x, rows, cfg, strategy)
+        for _, batch, _ in distribute(x, rows, cfg, strategy)
         for local in strategy.experimental_local_results(batch)
     ]
     model, history = train(x, y, cfg, strategy)

@@ -55,6 +55,10 @@ def test_blob_catalog_keeps_names_versions_and_layout_of_base(env: str) -> None:
     assert set(base) <= set(blob)
     for name, entry in base.items():
         assert bool(blob[name].get("versioned")) == bool(entry.get("versioned")), name
+        if name == "champion_release":  # the release folder deploy reads on Blob
+            assert location(entry) == "06_models/champion"
+            assert location(blob[name]) == "releases/champion"
+            continue
         assert location(blob[name]) == location(entry), name
         if location(entry) is not None:
             inner = blob[name].get("dataset", blob[name])
@@ -83,7 +87,8 @@ def test_no_account_key_in_conf_except_azurites_published_one() -> None:
             assert "SharedAccessSignature" not in text and "sig=" not in text, path
     creds = yaml.safe_load((ROOT / "conf/azure/credentials.yml").read_text())
     assert creds == {
-        "blob": {"account_name": "${oc.env:AZURE_STORAGE_ACCOUNT_NAME}", "anon": False}
+        "blob": {"account_name": "${oc.env:AZURE_STORAGE_ACCOUNT_NAME}", "anon": False},
+        "feedback_db": {"con": '${oc.env:DATABASE_URL,""}'},
     }
 
 

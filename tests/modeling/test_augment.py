@@ -96,11 +96,12 @@ def test_training_batches_carry_skeletons_only_when_restroking(
     for restroke_share in (0.0, 0.5):
         aug = STRONG.model_copy(update={"restroke": restroke_share})
         cfg = TrainingParams(augmentation=aug, batch_size=16)
-        xb, yb = next(iter(distribute(images, labels, cfg, DEFAULT)))
+        xb, yb, wb = next(iter(distribute(images, labels, cfg, DEFAULT)))
         assert xb.shape == (16, 28, 28, 1)
         assert yb.shape == (16,)
+        assert wb.numpy().tolist() == [1.0] * 16  # MNIST rows weigh 1
     cfg = TrainingParams(batch_size=32)
-    plain, _ = next(iter(distribute(images, labels, cfg, DEFAULT)))
+    plain, _, _ = next(iter(distribute(images, labels, cfg, DEFAULT)))
     assert sorted(plain.numpy().sum(axis=(1, 2, 3))) == pytest.approx(
         sorted(images.sum(axis=(1, 2, 3)))
     )  # unaugmented: the images themselves, shuffled

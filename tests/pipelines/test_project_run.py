@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -13,14 +16,18 @@ from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 from mnist_mlops.errors import DataValidationError, QualityGateError
 from mnist_mlops.pipeline_registry import register_pipelines
+from tests.feedback_store import create_store, records
 
 # A 1-epoch model on 2,000 rows is no candidate: these runs check the plumbing,
 # so they open the quality gate (test_failing_quality_gate... keeps it shut).
 NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
+NO_FLOORS = {"official_test_accuracy": 0, "drawn_test_accuracy": 0}
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
     "training": {"epochs": 1, "quality_gate": NO_GATE, "numbers": {"count": 20}},
+    "promotion": {"floors": NO_FLOORS, "min_feedback_holdout": 10},
 }
+FEEDBACK_ROWS = 150  # labelled predictions in the store, each with its input
 TRACKED_METRICS = {
     "test_accuracy",
     "test_loss",
@@ -47,20 +54,46 @@ def run_project(path: Path, params: dict, pipeline: str | None = None) -> None:
         session.run(pipeline_name=pipeline)
 
 
+def fill_feedback_store(project: Path, table: pd.DataFrame) -> None:
+    """Serving's default SQLite store in the project, with labelled predictions."""
+    store = project / "data" / "feedback" / "feedback.db"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    values = table.tail(FEEDBACK_ROWS).to_numpy(np.uint8)
+    images, labels = values[:, 1:].reshape(-1, 28, 28), values[:, 0].astype(int)
+    create_store(f"sqlite:///{store}", records(images, labels))
+
+
+def assert_feedback_and_promotion(catalog: Any, metrics: dict[str, float]) -> None:
+    """The store's examples joined training; the first model passed the gate."""
+    feedback = catalog.load("feedback_report")
+    assert feedback["used_for_training"] is True
+    assert feedback["training_examples"] + feedback["holdout_examples"] == 150
+    assert len(catalog.load("x_feedback_train")) == feedback["training_examples"]
+    assert feedback["live_accuracy"]["2026-11-30T10.00.00.000Z"]["accuracy"] == 1.0
+    assert metrics["feedback_training_examples"] == feedback["training_examples"]
+    report = catalog.load("promotion_report")
+    assert report["decision"] == "promote", report["reason"]
+    held = report["samples"]["feedback_holdout_accuracy"]
+    assert held == feedback["holdout_examples"]
+
+
 @pytest.mark.slow
 def test_default_pipeline_writes_every_output_and_tracks_the_run(
-    project: Path, tmp_path: Path
+    project: Path, tmp_path: Path, sample_table: pd.DataFrame
 ) -> None:
+    fill_feedback_store(project, sample_table)
     run_project(project, SMALL_RUN)
 
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
         catalog = session.load_context().catalog
     # MLflow metric datasets live in the run, checked through MlflowClient below.
+    # The champion release (two files and the registry alias) is checked below.
     persisted = [
         name
         for name in register_pipelines()["__default__"].all_outputs()
         if name in catalog.keys()
+        and name != "champion_release"
         and not isinstance(catalog.get(name), MlflowMetricsHistoryDataset)
     ]
     assert {
@@ -74,6 +107,9 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
         "x_drawn_test",
         "calibration",
         "drawn_examples",
+        "x_feedback_train",
+        "feedback_report",
+        "promotion_report",
     } <= set(persisted)
     assert [name for name in persisted if not catalog.exists(name)] == []
 
@@ -82,7 +118,12 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert card["version"] == version_dir.name  # serving pairs model and card by it
     # Every output is versioned: one folder per output, named by the run's version.
     files = [p for p in (project / "data").rglob("*") if p.is_file()]
-    outputs = [p for p in files if p.parent.name != "01_raw"]
+    champion = project / "data/06_models/champion"
+    outputs = [
+        p
+        for p in files
+        if p.parent.name not in {"01_raw", "feedback"} and champion not in p.parents
+    ]
     assert len(outputs) == len(persisted)
     assert {p.parent.name for p in outputs} == {card["version"]}
     assert {p.name for p in outputs} == {p.parent.parent.name for p in outputs}
@@ -127,6 +168,14 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert model.tags["deployment"] == "candidate"
     assert model.tags["dataset"].startswith("mnist_full rows=2000 sha256=")
     assert model.tags["drawn_test_accuracy"] == str(metrics["drawn_test_accuracy"])
+    assert_feedback_and_promotion(catalog, run.data.metrics)
+    alias = client.get_model_version_by_alias("mnist-digit-classifier", "champion")
+    assert alias.version == model.version
+    assert catalog.load("champion_release")["model_sha256"] == card["model_sha256"]
+    assert (
+        champion / "mnist_cnn.tflite" / card["version"] / "mnist_cnn.tflite"
+    ).is_file()
+    assert "promotion_report.json" in artifacts
 
 
 @pytest.mark.slow

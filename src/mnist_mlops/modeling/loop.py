@@ -54,33 +54,67 @@ def skeleton_images(x: np.ndarray) -> np.ndarray:
 
 
 def _dataset(
-    x: np.ndarray, y: np.ndarray, cfg: TrainingParams, global_batch: int
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    cfg: TrainingParams,
+    global_batch: int,
 ) -> tf.data.Dataset:
     aug = cfg.augmentation
     restroke = aug.enabled and aug.restroke > 0
     # With restroking, each image travels with its skeleton (a uniform pen redraws it).
     images = (x, skeleton_images(x)) if restroke else (x,)
-    data = tf.data.Dataset.from_tensor_slices((images, y))
+    data = tf.data.Dataset.from_tensor_slices((images, (y, weights)))
     data = data.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
     if not aug.enabled:
-        data = data.batch(global_batch).map(lambda xs, labels: (xs[0], labels))
+        data = data.batch(global_batch).map(lambda xs, yw: (xs[0], *yw))
         return data.prefetch(tf.data.AUTOTUNE)
     # One random seed per image, new each epoch; a batch uses its first one.
     seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
     data = tf.data.Dataset.zip(data, seeds.batch(2)).batch(global_batch)
     data = data.map(
-        lambda xy, s: (augment(xy[0][0], aug, s[0], *xy[0][1:]), xy[1]),
+        lambda xy, s: (augment(xy[0][0], aug, s[0], *xy[0][1:]), *xy[1]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return data.prefetch(tf.data.AUTOTUNE)
 
 
 def distribute(
-    x: np.ndarray, y: np.ndarray, cfg: TrainingParams, strategy: tf.distribute.Strategy
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainingParams,
+    strategy: tf.distribute.Strategy,
+    weights: np.ndarray | None = None,
 ) -> tf.distribute.DistributedDataset:
-    """The training batches as `strategy` deals them out: each worker its own shard."""
+    """(images, labels, sample weights) batches as `strategy` deals them out.
+
+    Each worker gets its own shard; without `weights`, every row weighs 1.
+    """
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
-    return strategy.experimental_distribute_dataset(_dataset(x, y, cfg, global_batch))
+    weights = np.ones(len(x), np.float32) if weights is None else weights
+    return strategy.experimental_distribute_dataset(
+        _dataset(x, y, weights, cfg, global_batch)
+    )
+
+
+def with_feedback(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_feedback: np.ndarray | None,
+    y_feedback: np.ndarray | None,
+    weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, sample weights): MNIST at weight 1, labelled feedback at `weight`."""
+    if x_feedback is None or y_feedback is None or len(x_feedback) == 0:
+        return x, y, np.ones(len(x), np.float32)
+    weights = np.concatenate(
+        [np.ones(len(x), np.float32), np.full(len(x_feedback), weight, np.float32)]
+    )
+    return (
+        np.concatenate([x, x_feedback.astype(x.dtype)]),
+        np.concatenate([y, y_feedback.astype(y.dtype)]),
+        weights,
+    )
 
 
 def _make_step(
@@ -89,12 +123,14 @@ def _make_step(
     optimizer: keras.optimizers.Optimizer,
     global_batch: int,
 ) -> Callable:
-    def replica_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def replica_step(
+        x: tf.Tensor, y: tf.Tensor, w: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
             per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
             loss = tf.nn.compute_average_loss(
-                per_example, global_batch_size=global_batch
+                per_example, sample_weight=w, global_batch_size=global_batch
             )
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -102,8 +138,8 @@ def _make_step(
         return tf.reduce_sum(per_example), tf.reduce_sum(hits)
 
     @tf.function
-    def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        loss_sum, hits = strategy.run(replica_step, args=(x, y))
+    def step(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        loss_sum, hits = strategy.run(replica_step, args=(x, y, w))
         return (
             strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
             strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None),
@@ -118,16 +154,26 @@ def _evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, 
     return float(np.mean(loss)), float(np.mean(probs.argmax(-1) == y))
 
 
-def train(
+def train(  # noqa: PLR0913, PLR0917 - the arrays, the config and the strategy
     x: np.ndarray,
     y: np.ndarray,
     cfg: TrainingParams,
     strategy: tf.distribute.Strategy | None = None,
+    x_feedback: np.ndarray | None = None,
+    y_feedback: np.ndarray | None = None,
 ) -> tuple[keras.Model, History]:
-    """Train the CNN with early stopping on a held-out validation slice."""
+    """Train the CNN with early stopping on a held-out validation slice.
+
+    Labelled feedback joins the fitted rows (never the validation slice, which
+    stays MNIST so that early stopping and calibration compare like with like),
+    each example weighted by `cfg.feedback_weight` in the loss.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
     x_fit, y_fit, x_val, y_val = validation_split(x, y, cfg.validation_fraction)
+    x_fit, y_fit, w_fit = with_feedback(
+        x_fit, y_fit, x_feedback, y_feedback, cfg.feedback_weight
+    )
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model(cfg.model)
@@ -139,7 +185,7 @@ def train(
         )
         optimizer = keras.optimizers.Adam(schedule)
     step = _make_step(strategy, model, optimizer, global_batch)
-    data = distribute(x_fit, y_fit, cfg, strategy)
+    data = distribute(x_fit, y_fit, cfg, strategy, w_fit)
     stopper = keras.callbacks.EarlyStopping(
         **cfg.early_stopping.model_dump(), verbose=0
     )
@@ -149,8 +195,8 @@ def train(
     callbacks.on_train_begin()
     for epoch in range(cfg.epochs):
         start, loss_sum, hits = time.perf_counter(), 0.0, 0.0
-        for xb, yb in data:
-            batch_loss, batch_hits = step(xb, yb)
+        for xb, yb, wb in data:
+            batch_loss, batch_hits = step(xb, yb, wb)
             loss_sum, hits = loss_sum + float(batch_loss), hits + float(batch_hits)
         val_loss, val_acc = _evaluate(model, x_val, y_val)
         logs = {

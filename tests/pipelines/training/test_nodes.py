@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from mnist_mlops.errors import ParameterError, ParityError, QualityGateError
 from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import litert_predict
+from mnist_mlops.modeling.loop import with_feedback
 from mnist_mlops.params import ModelParams
 from mnist_mlops.pipelines.data_processing.nodes import normalize
 from mnist_mlops.pipelines.training.nodes import (
@@ -364,3 +365,31 @@ def test_quality_gate_names_the_metric_the_threshold_and_the_fix() -> None:
     assert quality_gate(metrics, {"quality_gate": {"min_drawn_test_accuracy": 0.9}})[
         "passed"
     ]
+
+
+def test_feedback_joins_the_fitted_rows_with_its_weight() -> None:
+    x, y = np.zeros((10, 28, 28, 1), np.float32), np.arange(10)
+    x_fb, y_fb = np.ones((3, 28, 28, 1), np.float32), np.array([7, 7, 7])
+    xs, ys, weights = with_feedback(x, y, x_fb, y_fb, 2.5)
+    assert xs.shape == (13, 28, 28, 1)
+    assert ys[-3:].tolist() == [7, 7, 7]
+    assert weights.tolist() == [1.0] * 10 + [2.5] * 3
+    empty = np.zeros((0, 28, 28, 1), np.float32)
+    _, _, weights = with_feedback(x, y, empty, np.zeros(0, np.int64), 2.5)
+    assert weights.tolist() == [1.0] * 10  # no feedback yet: MNIST alone
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_training_runs_with_weighted_feedback_plain_and_augmented(
+    arrays, augmented: bool
+) -> None:
+    x, y = arrays["x_train"][:400], arrays["y_train"][:400]
+    params = {
+        "epochs": 1,
+        "batch_size": 64,
+        "feedback_weight": 3.0,
+        "augmentation": {"enabled": augmented},
+    }
+    _, history = train_model(x, y, params, arrays["x_test"], arrays["y_test"])
+    assert len(history["loss"]) == 1
+    assert np.isfinite(history["loss"][0])

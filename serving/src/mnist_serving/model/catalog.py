@@ -13,6 +13,11 @@ from mnist_serving.core.errors import ModelLoadError
 
 MODEL_ENTRY = "litert_model"
 CARD_ENTRY = "model_card"
+# The promotion gate's release folder: <filepath>/<file>/<version>/<file> for the
+# model and its card. When the catalog has it, serving loads the champion.
+CHAMPION_ENTRY = "champion_release"
+MODEL_FILE = "mnist_cnn.tflite"
+CARD_FILE = "model_card.json"
 _INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -80,10 +85,25 @@ def catalog_entries(project_dir: Path, env: str) -> dict[str, Any]:
     return catalog
 
 
+def _absolute(filepath: str, project_dir: Path) -> str:
+    if "://" not in filepath and not Path(filepath).is_absolute():
+        return str(project_dir / filepath)
+    return filepath
+
+
 def export_filepaths(project_dir: Path, env: str) -> tuple[str, str, bool]:
-    """(model filepath, card filepath, versioned) of the catalog's export entries."""
+    """(model filepath, card filepath, versioned) that serving loads by default.
+
+    The champion's release folder when the catalog names one (only a model the
+    promotion gate promoted), else the training run's export entries.
+    """
     catalog = catalog_entries(project_dir, env)
     globals_ = catalog.pop("_globals")
+    champion = catalog.get(CHAMPION_ENTRY)
+    if isinstance(champion, dict) and isinstance(champion.get("filepath"), str):
+        root = _absolute(_resolve(champion["filepath"], globals_), project_dir)
+        root = root.rstrip("/")
+        return f"{root}/{MODEL_FILE}", f"{root}/{CARD_FILE}", True
     paths = []
     versioned = []
     for entry in (MODEL_ENTRY, CARD_ENTRY):
@@ -94,10 +114,7 @@ def export_filepaths(project_dir: Path, env: str) -> tuple[str, str, bool]:
                 f"{project_dir / 'conf'} (env {env!r}); add it or set MODEL_URI"
             )
             raise ModelLoadError(msg)
-        filepath = _resolve(spec["filepath"], globals_)
-        if "://" not in filepath and not Path(filepath).is_absolute():
-            filepath = str(project_dir / filepath)
-        paths.append(filepath)
+        paths.append(_absolute(_resolve(spec["filepath"], globals_), project_dir))
         versioned.append(bool(spec.get("versioned", False)))
     if versioned[0] != versioned[1]:
         msg = (

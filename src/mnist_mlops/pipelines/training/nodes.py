@@ -46,16 +46,31 @@ N_CLASSES = 10
 # TF_CONFIG set on each; elsewhere the decorator changes nothing.
 @distributed_job(Framework.TensorFlow, num_nodes="params:training.distributed.workers")
 def train_model(
-    x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    params: dict[str, Any],
+    x_feedback: np.ndarray | None = None,
+    y_feedback: np.ndarray | None = None,
 ) -> tuple[keras.Model, History]:
-    """Train the CNN; one worker trains in-process, N under MultiWorkerMirrored."""
+    """Train the CNN; one worker trains in-process, N under MultiWorkerMirrored.
+
+    Labelled feedback (empty arrays when there is none) joins the training rows
+    with the loss weight `feedback_weight`.
+    """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
     strategy = (
         tf.distribute.MultiWorkerMirroredStrategy()
         if cfg.distributed.workers > 1
         else None
     )
-    return train(x_train, y_train, cfg, strategy)
+    if x_feedback is not None and len(x_feedback):
+        logger.info(
+            "Training on %d MNIST images and %d feedback examples (weight %s).",
+            len(x_train),
+            len(x_feedback),
+            cfg.feedback_weight,
+        )
+    return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback)
 
 
 def report_training(history: History) -> tuple[Figure, dict[str, list[dict]]]:

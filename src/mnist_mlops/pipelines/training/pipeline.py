@@ -27,7 +27,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_model,
-                ["x_train", "y_train", "params:training"],
+                [
+                    "x_train",
+                    "y_train",
+                    "params:training",
+                    "x_feedback_train",
+                    "y_feedback_train",
+                ],
                 ["keras_model", "training_history"],
                 name="train_model_node",
             ),
