@@ -242,7 +242,7 @@ class Settings(BaseSettings):
         default=10_000,
         ge=1,
         description="Records waiting to be written, at most; beyond that (store "
-        "down) the oldest are dropped and counted as lost.",
+        "down) new records are not queued and are counted as lost.",
     )
     feedback_flush_seconds: float = Field(
         default=0.5, gt=0, le=60, description="Write the waiting records this often."
