@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg, png
-from mnist_serving.imaging.segment import label_marks
+from mnist_serving.imaging.segment import _seams, label_marks
 from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
@@ -224,6 +224,24 @@ def test_label_marks_matches_a_flood_fill(density):
     assert count == flood_count(mask)
     assert ((labels > 0) == mask).all()
     assert set(np.unique(labels[mask]).tolist()) == set(range(1, count + 1))
+
+
+def test_seams_follow_slanted_gaps_between_touching_strokes():
+    # Three slanted ink bands, two one-pixel slanted gaps between them, and a
+    # bridge across both gaps on row 10: touching digits leaning right, each
+    # seam within its band of 3 columns.
+    rows, cols = np.indices((24, 40))
+    own = ((cols - rows // 8) % 12) != 0
+    own[10] = True
+    gaps = [12 + rows[:, 0] // 8, 24 + rows[:, 0] // 8]
+    seams = _seams(own, np.array([12, 24, 25, 1]), band=3)
+    assert seams.shape == (4, 24)
+    for seam in seams:
+        assert (np.abs(np.diff(seam)) <= 1).all()  # a path, one column a row
+        assert ((seam >= 0) & (seam < own.shape[1])).all()  # inside the mark
+    for seam, gap in zip(seams[:3], [gaps[0], gaps[1], gaps[1]], strict=True):
+        assert own[np.arange(24), seam].sum() == 1  # only the bridge is cut
+        assert (seam[np.arange(24) != 10] == gap[np.arange(24) != 10]).all()
 
 
 def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):

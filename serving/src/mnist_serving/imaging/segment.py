@@ -231,29 +231,36 @@ def _cuts(column_ink: np.ndarray, line: float) -> list[int]:
     return cuts[keep].tolist()
 
 
-def _seam(own: np.ndarray, column: int, band: int) -> np.ndarray:
-    """The top-to-bottom path near `column` that crosses the least ink.
+def _seams(own: np.ndarray, columns: np.ndarray, band: int) -> np.ndarray:
+    """(len(columns), rows) top-to-bottom paths, each near its column, of least ink.
 
-    A path moves at most one column per row (dynamic programming over the
-    band), so it can pass between two digits that overlap in their columns.
+    A path moves at most one column per row (dynamic programming over a band
+    of columns around its start), so it can pass between two digits that
+    overlap in their columns. All paths of a mark are found together, one
+    NumPy step per row; columns outside the mark are never entered.
     """
-    lo = max(0, column - band)
-    hi = min(own.shape[1], column + band + 1)
-    cost = own[:, lo:hi].astype(np.float32)
-    cost += 0.01 * np.abs(np.arange(lo, hi) - column)  # straight when it is free
-    total = cost[0].copy()
+    width = 2 * band + 1
+    inked = np.pad(
+        own.astype(np.float32), ((0, 0), (band, band)), constant_values=np.inf
+    )
+    # window[k, row, j] is column columns[k] - band + j of the mark
+    window = inked[:, columns[:, None] + np.arange(width)].transpose(1, 0, 2)
+    straight = 0.01 * np.abs(np.arange(width) - band)  # straight when it is free
+    cost = (window + straight).astype(np.float32)
+    total = cost[:, 0].copy()
     moves = np.zeros(cost.shape, dtype=np.int8)
-    inf = np.array([np.inf], dtype=np.float32)
-    for row in range(1, len(cost)):
-        shifted = np.concatenate((inf, total, inf))
-        options = np.stack((shifted[:-2], total, shifted[2:]))
-        moves[row] = options.argmin(axis=0) - 1
-        total = options.min(axis=0) + cost[row]
-    path = np.empty(len(cost), dtype=np.int64)
-    path[-1] = int(total.argmin())
-    for row in range(len(cost) - 1, 0, -1):
-        path[row - 1] = path[row] + moves[row, path[row]]
-    return path + lo
+    edge = np.full((len(columns), 1), np.inf, dtype=np.float32)
+    for row in range(1, own.shape[0]):
+        shifted = np.concatenate((edge, total, edge), axis=1)
+        options = np.stack((shifted[:, :-2], total, shifted[:, 2:]))
+        moves[:, row] = options.argmin(axis=0) - 1
+        total = options.min(axis=0) + cost[:, row]
+    paths = np.empty((len(columns), own.shape[0]), dtype=np.int64)
+    paths[:, -1] = total.argmin(axis=1)
+    seams = np.arange(len(columns))
+    for row in range(own.shape[0] - 1, 0, -1):
+        paths[:, row - 1] = paths[:, row] + moves[seams, row, paths[:, row]]
+    return paths + columns[:, None] - band
 
 
 def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
@@ -262,10 +269,12 @@ def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
     if not cuts:
         return [own]
     band = max(1, round(CUT_STEP * line))
-    seams = [np.zeros(own.shape[0], dtype=np.int64)]
-    for cut in cuts:
-        seams.append(np.maximum(_seam(own, cut, band), seams[-1]))
-    seams.append(np.full(own.shape[0], own.shape[1], dtype=np.int64))
+    found = np.maximum.accumulate(_seams(own, np.array(cuts), band), axis=0)
+    seams = [
+        np.zeros(own.shape[0], dtype=np.int64),
+        *np.maximum(found, 0),
+        np.full(own.shape[0], own.shape[1], dtype=np.int64),
+    ]
     columns = np.arange(own.shape[1])
     pieces = []
     for lo, hi in pairwise(seams):

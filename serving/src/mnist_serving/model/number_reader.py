@@ -136,14 +136,12 @@ def _best_splits(
         if first == 0:
             best.append([(float(scores[index]), (index,))])
             continue
-        options = [
-            (
-                score + scores[index] - boundary_penalty(seg, path[-1], index, spans),
-                (*path, index),
+        options = []
+        for before in ending.get(first, []):  # every path to `before` ends there
+            own, cost = scores[index], boundary_penalty(seg, before, index, spans)
+            options.extend(
+                (score + own - cost, (*path, index)) for score, path in best[before]
             )
-            for before in ending.get(first, [])
-            for score, path in best[before]
-        ]
         best.append(heapq.nlargest(K_BEST, options))
     finals = [option for i in ending[len(seg.atoms)] for option in best[i]]
     return heapq.nlargest(K_BEST, finals)
