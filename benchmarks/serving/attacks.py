@@ -8,6 +8,11 @@ cgroup with 1024 file descriptors, as the pod does):
 For each case it prints the attack's status codes, the server's peak RSS, the
 slowest /health/live answer, and the legitimate client's requests/s beside a
 baseline run with no attack (target: >= 90% of it). A fresh server per case.
+
+With --pod, every request goes through the pod's nginx (k8s/base/proxy/
+nginx.conf, Debian's nginx) to a server with the pod's request limits
+(k8s/base/params.env), as the Service's clients reach it; peak RSS is still
+the app's. Without it, clients talk to uvicorn directly, as in the tests.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import argparse
 import io
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +34,37 @@ sys.path.insert(0, str(TESTS))
 
 from attack_cases import CASES, send  # noqa: E402
 from attack_harness import measure, pod_server  # noqa: E402
+from proxy import running_proxy  # noqa: E402
+from serve_process import Server, free_port  # noqa: E402
 
 KEY = "attack-benchmark-key-0123456789"
 MODEL = str(TESTS / "fixtures" / "model" / "mnist_cnn.tflite")
+# The request limits of k8s/base/params.env.
+POD_LIMITS = {
+    "MAX_CONCURRENCY": "32",
+    "MAX_BODY_BYTES": "2097152",
+    "MAX_BATCH_IMAGES": "256",
+}
+
+
+@dataclass(frozen=True)
+class Proxied:
+    """The app behind the pod's nginx: clients use nginx's URL."""
+
+    url: str
+    pid: int
+
+
+@contextmanager
+def target(workdir: Path, env: dict[str, str], pod: bool) -> Iterator[Server | Proxied]:
+    """A fresh server in the pod's cgroup; with `pod`, behind the pod's nginx."""
+    with pod_server(workdir, env) as server:
+        if not pod:
+            yield server
+            return
+        port = free_port()
+        with running_proxy(workdir / f"nginx-{port}", port, server.port):
+            yield Proxied(f"http://127.0.0.1:{port}", server.pid)
 
 
 def main() -> None:
@@ -36,14 +72,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--pod", action="store_true", help="through the pod's nginx")
     args = parser.parse_args()
     sample = np.load(TESTS / "fixtures" / "mnist_test_sample.npz")
     buffer = io.BytesIO()
     Image.fromarray(sample["images"][0]).save(buffer, "PNG")
     image = buffer.getvalue()
     env = {"MODEL_URI": MODEL, "API_KEYS": KEY, "RATE_LIMIT": ""}
+    if args.pod:
+        env |= POD_LIMITS
     with tempfile.TemporaryDirectory() as tmp:
-        with pod_server(Path(tmp), env) as server:
+        with target(Path(tmp), env, args.pod) as server:
             base = measure(server, None, image, args.seconds, api_key=KEY)
         print(
             f"{'baseline':<20} legit {base.legit_rps:7.1f} req/s, peak RSS "
@@ -51,7 +90,7 @@ def main() -> None:
         )
         for name in args.case or sorted(CASES):
             requests = CASES[name]()
-            with pod_server(Path(tmp), env) as server:
+            with target(Path(tmp), env, args.pod) as server:
                 figures = measure(
                     server,
                     lambda url, r=requests: send(url, r, KEY),
