@@ -1,4 +1,4 @@
-"""The feedback store's `predictions` table, as serving's migration creates it."""
+"""Feedback stores for the tests, made by serving's own migration (the contract)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    Table,
-    Text,
-    create_engine,
-    insert,
-)
-
-METADATA = MetaData()
-PREDICTIONS = Table(
-    "predictions",
-    METADATA,
-    Column("request_id", Text, primary_key=True),
-    Column("created_at", DateTime, nullable=False),
-    Column("model_version", Text, nullable=False),
-    Column("client_id", Text, nullable=True),
-    Column("digit", Integer, nullable=False),
-    Column("confidence", Float, nullable=False),
-    Column("probabilities", Text, nullable=False),
-    Column("review", Text, nullable=False),
-    Column("input", LargeBinary, nullable=True),
-    Column("label", Integer, nullable=True),
-    Column("labelled_at", DateTime, nullable=True),
-    Column("labelled_by", Text, nullable=True),
-)
+from mnist_serving.store.migrate import upgrade
+from mnist_serving.store.schema import predictions
+from sqlalchemy import create_engine, insert
 
 
 def records(
@@ -72,10 +45,10 @@ def records(
 
 
 def create_store(url: str, rows: list[dict] | None = None) -> None:
-    """Create the table at `url` and insert `rows`."""
+    """Create the table at `url` with serving's own migration; insert `rows`."""
     engine = create_engine(url)
-    METADATA.create_all(engine)
+    upgrade(engine)
     if rows:
         with engine.begin() as conn:
-            conn.execute(insert(PREDICTIONS), rows)
+            conn.execute(insert(predictions), rows)
     engine.dispose()
