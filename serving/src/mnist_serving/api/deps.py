@@ -79,6 +79,28 @@ async def check_caller(
     return caller
 
 
+class RoleCaller:
+    """A dependency: the caller, holding one of `roles` when keys are set, charged
+    one rate-limit hit. The feedback and review routes each use one instance.
+    """
+
+    def __init__(self, *roles: str) -> None:
+        """Accept keys with any of `roles`."""
+        self.roles = frozenset(roles)
+
+    async def __call__(
+        self,
+        request: Request,
+        settings: SettingsDep,
+        api_key: Annotated[str | None, Security(api_key_header)],
+    ) -> Caller:
+        """Check the key and its role, then charge the caller's rate limit."""
+        caller = await check_caller(request, settings, api_key, self.roles)
+        limiter: RateLimiter = request.app.state.rate_limiter
+        await limiter.charge(caller)
+        return caller
+
+
 @dataclass(frozen=True)
 class PredictContext:
     """What a predict endpoint works with: the request, caller, model and settings."""

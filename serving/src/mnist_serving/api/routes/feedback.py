@@ -6,22 +6,16 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mnist_serving.api.deps import (
-    PredictContext,
-    SettingsDep,
-    api_key_header,
-    check_caller,
-)
+from mnist_serving.api.deps import PredictContext, RoleCaller
 from mnist_serving.api.schemas import ErrorBody
-from mnist_serving.core.security import Caller, RateLimiter
+from mnist_serving.core.security import Caller
 from mnist_serving.store.buffer import FeedbackStore
 
 MAX_BODY_BYTES = 4096  # an id and a digit
 MAX_REQUEST_ID = 80  # 64 characters of X-Request-ID, ":" and a batch index
-FEEDBACK_ROLES = frozenset({"feedback", "review"})
 
 
 def record(
@@ -39,16 +33,8 @@ def record(
     )
 
 
-async def feedback_caller(
-    request: Request,
-    settings: SettingsDep,
-    api_key: Annotated[str | None, Security(api_key_header)],
-) -> Caller:
-    """A key with the `feedback` or `review` role (when keys are set), rate-limited."""
-    caller = await check_caller(request, settings, api_key, FEEDBACK_ROLES)
-    limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.charge(caller)
-    return caller
+# A key with the `feedback` or `review` role (when keys are set), rate-limited.
+feedback_caller = RoleCaller("feedback", "review")
 
 
 async def get_store(request: Request) -> FeedbackStore:

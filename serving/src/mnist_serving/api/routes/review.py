@@ -14,30 +14,20 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from mnist_serving.api.deps import SettingsDep, api_key_header, check_caller
+from mnist_serving.api.deps import RoleCaller
 from mnist_serving.api.routes.feedback import StoreDep
 from mnist_serving.api.routes.page import CSP
 from mnist_serving.api.schemas import ErrorBody
-from mnist_serving.core.security import Caller, RateLimiter
 
-REVIEW_ROLE = frozenset({"review"})
 MAX_ITEMS = 100
 
 
-async def reviewer(
-    request: Request,
-    settings: SettingsDep,
-    api_key: Annotated[str | None, Security(api_key_header)],
-) -> Caller:
-    """A key with the `review` role (when keys are set), rate-limited."""
-    caller = await check_caller(request, settings, api_key, REVIEW_ROLE)
-    limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.charge(caller)
-    return caller
+# A key with the `review` role (when keys are set), rate-limited.
+reviewer = RoleCaller("review")
 
 
 class Guess(BaseModel):
