@@ -55,7 +55,8 @@ from mnist_mlops.modeling.number_set import (
 )
 from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import ServingError
-from mnist_serving.model.number_reader import number_review, read_number_image
+from mnist_serving.model.number_reader import read_number_image
+from mnist_serving.model.predictions import number_review
 
 OFFICIAL_TEST_ROWS = 10_000
 SEED = 20261213  # conf/base/parameters_training.yml: training.numbers.seed

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_serving.core.config import Settings
 from mnist_serving.core.errors import InvalidInputError
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.preprocess import grays_to_mnist
@@ -32,7 +31,6 @@ from mnist_serving.imaging.segment import (
     gap_columns,
     segment,
 )
-from mnist_serving.model.predictions import Review, review_for
 
 # Width / height of the ink of each digit 0-9 in MNIST's test set: mean and
 # standard deviation. A crop read as an 8 but as wide as a 0 is likely an 8 with
@@ -218,17 +216,3 @@ def _split_doubts(
                 f"{odds:.1f} times less likely"
             ]
     return []
-
-
-def number_review(confidence: float, doubts: list[str], settings: Settings) -> Review:
-    """The band of the number's confidence, one band lower when a split is doubtful.
-
-    The confidence is the product of the digits' confidences, never above the
-    weakest digit's, so the band is never better than that digit's band.
-    """
-    review = review_for(confidence, settings)
-    if doubts and review == "auto_approved":
-        return "secondary_verification"
-    if doubts:
-        return "manual_review"
-    return review

@@ -86,3 +86,17 @@ def to_predictions(
         REVIEW_COUNTERS[review].inc(count)
     audit_log.info("prediction", extra={AUDIT_FIELD: audit})
     return results
+
+
+def number_review(confidence: float, doubts: list[str], settings: Settings) -> Review:
+    """The band of the number's confidence, one band lower when a split is doubtful.
+
+    The confidence is the product of the digits' confidences, never above the
+    weakest digit's, so the band is never better than that digit's band.
+    """
+    review = review_for(confidence, settings)
+    if doubts and review == "auto_approved":
+        return "secondary_verification"
+    if doubts:
+        return "manual_review"
+    return review

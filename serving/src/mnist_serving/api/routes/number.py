@@ -7,12 +7,12 @@ from typing import Any
 import anyio.to_thread
 
 from mnist_serving.api.deps import PredictContext
-from mnist_serving.model.number_reader import (
-    NumberReading,
+from mnist_serving.model.number_reader import NumberReading, read_number_image
+from mnist_serving.model.predictions import (
+    AuditContext,
     number_review,
-    read_number_image,
+    to_predictions,
 )
-from mnist_serving.model.predictions import AuditContext, to_predictions
 
 
 def _read(data: bytes, ctx: PredictContext) -> NumberReading:
