@@ -42,6 +42,10 @@ from bench_serving import (
     server,
     wrk_script,
 )
+from mnist_serving.core.config import Settings
+from mnist_serving.core.errors import ServingError
+from mnist_serving.model.number_reader import read_number_image
+from mnist_serving.model.predictions import number_review
 
 from mnist_mlops.datasets.packaged_mnist import (
     locate_packaged_mnist,
@@ -53,10 +57,6 @@ from mnist_mlops.modeling.number_set import (
     number_metrics,
     to_png,
 )
-from mnist_serving.core.config import Settings
-from mnist_serving.core.errors import ServingError
-from mnist_serving.model.number_reader import read_number_image
-from mnist_serving.model.predictions import number_review
 
 OFFICIAL_TEST_ROWS = 10_000
 SEED = 20261213  # conf/base/parameters_training.yml: training.numbers.seed
