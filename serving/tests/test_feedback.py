@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
-from sqlalchemy import inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from conftest import KEY_A, KEY_B, KEY_C, make_settings, png, running
 from mnist_serving.core.config import Settings
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.preprocess import image_to_mnist
 from mnist_serving.store.buffer import make_engine
+from mnist_serving.store.migrate import upgrade
 from mnist_serving.store.schema import predictions
 
 PNG = {"content-type": "image/png"}
@@ -484,3 +486,11 @@ def test_a_restart_keeps_the_records_and_migrates_nothing_twice(store_url, digit
     finally:
         engine.dispose()
     assert [row[0] for row in versions] == ["0001"]
+
+
+def test_migrations_of_several_stores_at_once_in_one_process(tmp_path):
+    """Alembic's context is process-global: concurrent upgrades must not collide."""
+    engines = [create_engine(f"sqlite:///{tmp_path / f's{i}.db'}") for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(upgrade, engines))
+    assert all(inspect(e).has_table("predictions") for e in engines)

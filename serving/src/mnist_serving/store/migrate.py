@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
@@ -9,6 +11,10 @@ from sqlalchemy import Engine, text
 SCRIPT_LOCATION = "mnist_serving.store:migrations"
 # Any fixed number: replicas starting together take turns on PostgreSQL.
 MIGRATION_LOCK = 704_2026
+# Alembic keeps the running migration's context in module globals
+# (`alembic.context`), so two upgrades at once in one process (two apps, as in
+# the tests) break each other; one at a time per process.
+_ALEMBIC = threading.Lock()
 
 
 def upgrade(engine: Engine) -> None:
@@ -19,7 +25,7 @@ def upgrade(engine: Engine) -> None:
     """
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
-    with engine.begin() as connection:
+    with _ALEMBIC, engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
