@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from playwright.sync_api import expect
 
-from conftest import make_settings
-from mnist_serving.main import create_app
+from conftest import make_settings, uvicorn_in_thread
 from number_images import compose, first_of
 
 pytestmark = pytest.mark.browser
@@ -45,22 +40,8 @@ CELL = 10  # canvas pixels per MNIST pixel (280 / 28)
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """A real uvicorn server on loopback, in a thread of this process."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(make_settings()), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(make_settings()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,16 @@ database.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from conftest import KEY_A, KEY_C, make_settings, png
-from mnist_serving.main import create_app
+from conftest import KEY_A, KEY_C, make_settings, png, uvicorn_in_thread
 from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.schema import predictions
-from serve_process import free_port
 from test_browser import ARTIFACTS, browser  # noqa: F401 - the module's fixture
 
 pytestmark = pytest.mark.browser
@@ -41,20 +36,8 @@ def review_server(tmp_path_factory) -> Iterator[tuple[str, str]]:
         review_secondary=0.999999,
         feedback_flush_seconds=0.1,
     )
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", database
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(settings) as url:
+        yield url, database
 
 
 def labels_in(database: str) -> dict[str, int | None]:
