@@ -106,6 +106,10 @@ def test_train_runs_weekly_and_on_demand_with_oidc_only() -> None:
     # Only the promotion gate publishes a champion; nothing else is "latest".
     assert "releases/latest" not in (ROOT / ".github/workflows/train.yml").read_text()
     assert "promotion_report.json" in commands
+    # The steps reach the feedback store with the cluster's identity: the URL is a
+    # variable (no password), refused before the job starts if it holds one.
+    assert job["env"]["FEEDBACK_DATABASE_URL"] == "${{ vars.FEEDBACK_DATABASE_URL }}"
+    assert '--env-var "DATABASE_URL=${FEEDBACK_DATABASE_URL}"' in commands
     assert any(
         s.get("uses", "").startswith("actions/upload-artifact@")
         for s in steps(workflow)

@@ -88,7 +88,10 @@ def test_no_account_key_in_conf_except_azurites_published_one() -> None:
     creds = yaml.safe_load((ROOT / "conf/azure/credentials.yml").read_text())
     assert creds == {
         "blob": {"account_name": "${oc.env:AZURE_STORAGE_ACCOUNT_NAME}", "anon": False},
-        "feedback_db": {"con": '${oc.env:DATABASE_URL,""}'},
+        "feedback_db": {
+            "con": '${oc.env:DATABASE_URL,""}',
+            "auth": "${oc.env:DATABASE_AUTH,entra}",
+        },
     }
 
 

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from azure.core.exceptions import ClientAuthenticationError
 from kedro.io.core import DatasetError
 from kedro_datasets.pandas import SQLQueryDataset
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from mnist_mlops.azure.postgres import use_entra_token
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,12 @@ PSYCOPG = "postgresql+psycopg://"
 SET_URL = (
     "Set DATABASE_URL (the store serving writes), or the `feedback_db` entry of "
     "conf/local/credentials.yml"
+)
+AUTHS = ("password", "entra")
+ENTRA_FIX = (
+    "With `auth: entra` the URL names the PostgreSQL role of the managed identity "
+    "and no password, e.g. postgresql://mnist-training@<server>.postgres.database"
+    ".azure.com:5432/feedback?sslmode=require"
 )
 
 
@@ -37,6 +46,10 @@ class FeedbackStoreDataset(SQLQueryDataset):
     takes it, is read with psycopg.
     A store that is configured but cannot be read (PostgreSQL down, wrong
     password) is an error that names it.
+
+    `auth: entra` (the `azure` environment) signs in to Azure Database for
+    PostgreSQL with a Microsoft Entra token of the step's managed identity
+    instead of a password, so no secret reaches the Azure ML job.
 
     Example catalog entry::
 
@@ -54,14 +67,44 @@ class FeedbackStoreDataset(SQLQueryDataset):
         **kwargs: Any,
     ) -> None:
         """Create the dataset; an empty connection string reads as no feedback."""
-        con = str((credentials or {}).get("con") or "").strip()
+        credentials = dict(credentials or {})
+        con = str(credentials.get("con") or "").strip()
+        self._auth = str(credentials.pop("auth", None) or "password").strip().lower()
+        if self._auth not in AUTHS:
+            raise DatasetError(
+                f"Feedback store: `auth: {self._auth}` is not one of {AUTHS}. Set "
+                "`auth` of `feedback_db` in credentials.yml to one of them."
+            )
         self._missing_con = con.lower() in {"", "none"}  # serving's "no store"
         if con.startswith(PLAIN_POSTGRES):  # serving's form; use the installed driver
             con = PSYCOPG + con.removeprefix(PLAIN_POSTGRES)
-        credentials = {**(credentials or {}), "con": "sqlite://"}
-        if not self._missing_con:
-            credentials["con"] = con
+        credentials["con"] = "sqlite://" if self._missing_con else con
         super().__init__(sql=sql, credentials=credentials, **kwargs)
+        if self._auth == "entra" and not self._missing_con:
+            self._check_entra_url()
+
+    def _check_entra_url(self) -> None:
+        try:
+            url = make_url(self._connection_str)
+        except ArgumentError as exc:
+            raise DatasetError(
+                f"Feedback store URL {self._where()} is not a SQLAlchemy URL: {exc}. "
+                f"{ENTRA_FIX}."
+            ) from exc
+        if url.get_backend_name() != "postgresql" or not url.username or url.password:
+            raise DatasetError(
+                f"Feedback store URL {self._where()} does not fit `auth: entra`: it "
+                "must be PostgreSQL, with a user and without a password (the "
+                f"password is an Entra token). {ENTRA_FIX}."
+            )
+
+    @property
+    def engine(self) -> Engine:
+        """kedro-datasets' shared engine, signing in with Entra when asked."""
+        engine = super().engine
+        if self._auth == "entra":
+            use_entra_token(engine)
+        return engine
 
     def _where(self) -> str:
         try:
@@ -103,6 +146,14 @@ class FeedbackStoreDataset(SQLQueryDataset):
                 )
                 return pd.DataFrame(columns=list(COLUMNS))
             return super().load()
+        except ClientAuthenticationError as exc:
+            raise DatasetError(
+                f"Feedback store {self._where()}: no Microsoft Entra token for "
+                f"PostgreSQL ({type(exc).__name__}: {str(exc).splitlines()[0]}). On "
+                "Azure ML the compute cluster needs a managed identity (and, if "
+                "user-assigned, AZURE_CLIENT_ID); elsewhere run `az login`. The "
+                "identity needs a PostgreSQL role of the URL's user name."
+            ) from exc
         except SQLAlchemyError as exc:
             raise DatasetError(
                 f"Feedback store {self._where()} cannot be read: "
