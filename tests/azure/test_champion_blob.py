@@ -10,6 +10,7 @@ import mlflow
 import pytest
 
 from mnist_mlops.datasets import ChampionReleaseDataset
+from mnist_mlops.datasets import champion as champion_module
 from mnist_mlops.errors import PromotionError
 from tests.azure.azurite import Azurite, connection_string
 from tests.conftest import ROOT
@@ -44,7 +45,8 @@ def test_blob_release_publishes_then_rolls_back_a_failed_promotion(
         )
 
     card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
-    release().save({"promote": True, "model_bytes": model, "card": card_a})
+    first = {"promote": True, "model_bytes": model, "card": card_a}
+    release().save({**first, "champion_registry_version": None})
     a = "2026-12-01T10.00.00.000Z"
     published = [
         f"releases/champion/mnist_cnn.tflite/{a}/mnist_cnn.tflite",
@@ -62,7 +64,39 @@ def test_blob_release_publishes_then_rolls_back_a_failed_promotion(
 
     monkeypatch.setattr(failing, "set_alias", unreachable)
     with pytest.raises(PromotionError, match="previous champion stays in place"):
-        failing.save({"promote": True, "model_bytes": model + b"\0", "card": card_b})
-    assert azurite.blob_names(CONTAINER) == published  # nothing of B is left
+        failing.save(
+            {
+                "promote": True,
+                "model_bytes": model + b"\0",
+                "card": card_b,
+                "champion_registry_version": "1",
+            }
+        )
+    assert azurite.blob_names(CONTAINER) == published  # nothing of B, nor the lock
     assert alias(registry) == "1"
     assert release().load()["version"] == a
+
+
+def test_blob_promotions_take_turns_under_a_lock_blob(
+    azurite: Azurite, registry: mlflow.MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    azurite.service.create_container(CONTAINER)
+    model = next(FIXTURE.glob("mnist_cnn.tflite/*/mnist_cnn.tflite")).read_bytes()
+    card = json.loads(
+        next(FIXTURE.glob("model_card.json/*/model_card.json")).read_text()
+    )
+    release = ChampionReleaseDataset(
+        filepath=f"abfs://{CONTAINER}/releases/champion",
+        model_name=NAME,
+        credentials={"connection_string": connection_string(azurite.port)},
+    )
+    card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
+    data = {"promote": True, "model_bytes": model, "card": card_a}
+    monkeypatch.setattr(champion_module, "LOCK_WAIT_SECONDS", 1.0)
+    with release.lock():  # another promotion, in the middle of its steps
+        with pytest.raises(PromotionError, match="Another promotion holds"):
+            release.save({**data, "champion_registry_version": None})
+        assert azurite.blob_names(CONTAINER) == ["releases/champion/promotion.lock"]
+    release.save({**data, "champion_registry_version": None})  # its turn now
+    assert alias(registry) == "1"
+    assert "releases/champion/promotion.lock" not in azurite.blob_names(CONTAINER)

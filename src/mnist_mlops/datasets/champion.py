@@ -21,6 +21,15 @@ files while the alias still names the old version. Running the promotion again
 (`kedro run --pipeline promotion`) finishes that promotion: it finds the same
 files already in place, checks their sha256 and sets the alias, or removes them
 if that fails.
+
+Two promotions at once (a local run and the scheduled Azure run, say) take
+turns: steps 2-4 run under a lock file, `<root>/promotion.lock`, created only
+if absent (a Blob upload that must not overwrite, `O_EXCL` locally). Under it
+the release checks that the alias still names the champion the challenger was
+scored against, and that no newer version is published (serving loads the
+newest), so the later promotion stops with a PromotionError to re-run it,
+rather than silently undoing the other or splitting alias and files. A lock
+left by a killed process is taken over after LOCK_STALE_SECONDS.
 """
 
 from __future__ import annotations
@@ -29,6 +38,12 @@ import json
 import logging
 import os
 import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -47,6 +62,10 @@ logger = logging.getLogger(__name__)
 CARD_FILE = "model_card.json"
 ARTIFACTS = "model"  # where mnist_mlops.hooks.register_model logs the export and card
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+LOCK_FILE = "promotion.lock"
+LOCK_WAIT_SECONDS = 60.0  # a promotion's steps 2-4 take seconds
+LOCK_STALE_SECONDS = 900.0  # older than this, the lock's holder is gone
+LOCK_POLL_SECONDS = 0.5
 
 
 def _client() -> mlflow.MlflowClient:
@@ -175,10 +194,10 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def load(self) -> dict[str, Any]:
         """The newest published version's card (the one serving loads)."""
-        cards = sorted(self._fs.glob(str(self._root / CARD_FILE / "*" / CARD_FILE)))
-        if not cards:
+        versions = self.published_versions()
+        if not versions:
             raise DatasetError(f"No champion published under {self._root} yet.")
-        with self._fs.open(cards[-1], "rb") as fh:
+        with self._fs.open(self.paths(versions[-1])[1], "rb") as fh:
             return json.load(fh)
 
     def save(self, data: dict[str, Any]) -> None:
@@ -188,6 +207,13 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
             return
         card = data["card"]
         registry_version = self.registry_version(card)
+        with self.lock():
+            self._check_unchanged(registry_version, data["champion_registry_version"])
+            self._check_newest(card["version"])
+            self._publish(data, registry_version)
+
+    def _publish(self, data: dict[str, Any], registry_version: str) -> None:
+        card = data["card"]
         model_path, card_path = self.paths(card["version"])
         written: list[str] = []
         already = self._published(card_path, card)  # a promotion killed before 4
@@ -217,6 +243,106 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
             self._alias,
             self._root,
         )
+
+    def current_alias(self) -> str | None:
+        """The registered version holding the alias now; None if none does."""
+        try:
+            found = _client().get_model_version_by_alias(self._model_name, self._alias)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+        return str(found.version)
+
+    def _check_unchanged(self, challenger: str, scored_against: str | None) -> None:
+        """Stop if another promotion moved the alias since this one's scoring."""
+        now = self.current_alias()
+        if now in {scored_against, challenger}:
+            return  # unchanged, or this very model (a promotion finished again)
+        raise PromotionError(
+            f"The alias '{self._alias}' of '{self._model_name}' now names version "
+            f"{now}, not {scored_against or 'none'}, against which challenger "
+            f"version {challenger} was scored: another promotion finished "
+            "meanwhile. Nothing was changed. Run `kedro run --pipeline promotion` "
+            "again to compare the challenger with the new champion."
+        )
+
+    def _check_newest(self, version: str) -> None:
+        """Stop if a newer model is published: serving would keep loading it."""
+        newer = [v for v in self.published_versions() if v > version]
+        if newer:
+            raise PromotionError(
+                f"Version {newer[-1]}, newer than challenger {version}, is already "
+                f"published under {self._root}; serving loads the newest, so "
+                "promoting an older model would leave the alias and the served "
+                "files apart. Nothing was changed. Promote a newer training run."
+            )
+
+    def published_versions(self) -> list[str]:
+        """Versions with a card under the root (the ones serving can load), sorted."""
+        cards = self._fs.glob(str(self._root / CARD_FILE / "*" / CARD_FILE))
+        return sorted(PurePosixPath(path).parent.name for path in cards)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold `<root>/promotion.lock` (created only if absent) while promoting."""
+        path = str(self._root / LOCK_FILE)
+        mine = json.dumps(
+            {
+                "owner": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}",
+                "since": datetime.now(UTC).isoformat(),
+            }
+        ).encode()
+        self._fs.makedirs(str(self._root), exist_ok=True)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while not self._try_lock(path, mine):
+            if time.monotonic() > deadline:
+                raise PromotionError(
+                    f"Another promotion holds {path} (for up to "
+                    f"{LOCK_STALE_SECONDS:g} s); nothing was changed. Run the "
+                    "promotion again once it has finished."
+                )
+            time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self._unlock(path, mine)
+
+    def _try_lock(self, path: str, mine: bytes) -> bool:
+        try:
+            self._fs.pipe_file(path, mine, mode="create")
+        except FileExistsError:
+            pass
+        else:
+            return True
+        held: Any = None
+        try:
+            with self._fs.open(path, "rb") as fh:
+                held = json.load(fh)
+            since = datetime.fromisoformat(held["since"])
+        except FileNotFoundError:
+            return False  # released meanwhile: try again
+        except (ValueError, KeyError, TypeError):
+            since = datetime.min.replace(tzinfo=UTC)  # unreadable: a broken write
+        age = (datetime.now(UTC) - since).total_seconds()
+        if age > LOCK_STALE_SECONDS:
+            logger.warning(
+                "Taking over %s, held by %s for %.0f s (its promotion is gone).",
+                path,
+                held.get("owner") if isinstance(held, dict) else "?",
+                age,
+            )
+            self._fs.rm_file(path)
+        return False
+
+    def _unlock(self, path: str, mine: bytes) -> None:
+        try:
+            with self._fs.open(path, "rb") as fh:
+                if fh.read() != mine:
+                    return  # taken over as stale: not ours to remove
+            self._fs.rm_file(path)
+        except FileNotFoundError:
+            pass
 
     def _published(self, card_path: str, card: dict[str, Any]) -> bool:
         """Whether this very model is already published under its version."""

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from mnist_serving.model.location import locate_uri
 from mnist_serving.model.runtime import load_model
 
 from mnist_mlops.datasets import ChampionModelDataset, ChampionReleaseDataset
+from mnist_mlops.datasets import champion as champion_module
 from mnist_mlops.errors import PromotionError
 from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import export_litert
@@ -185,8 +190,21 @@ def _served(tmp_path: Path) -> tuple[str, str]:
     return model.version, model.sha256
 
 
-def _promote(release: ChampionReleaseDataset, model: bytes, card: dict) -> None:
-    release.save({"promote": True, "model_bytes": model, "card": card})
+def _promote(
+    release: ChampionReleaseDataset,
+    model: bytes,
+    card: dict,
+    champion: str | None = None,
+) -> None:
+    """Publish `card`'s model, as scored against registry version `champion`."""
+    release.save(
+        {
+            "promote": True,
+            "model_bytes": model,
+            "card": card,
+            "champion_registry_version": champion,
+        }
+    )
 
 
 def test_promotion_publishes_files_then_sets_the_alias(
@@ -234,7 +252,7 @@ def test_a_failed_promotion_leaves_the_old_champion_files_and_alias(  # noqa: PL
 
         monkeypatch.setattr(release, "write", broken_card)
     with pytest.raises(PromotionError) as err:
-        _promote(release, untrained[0], card_b)
+        _promote(release, untrained[0], card_b, champion="1")
     assert "version 2 failed" in str(err.value)
     assert "the previous champion stays in place" in str(err.value)
     assert alias(registry) == "1"
@@ -258,7 +276,7 @@ def test_a_promotion_killed_before_the_alias_is_finished_by_the_next_run(
     assert alias(registry) == "1"
     other = {**card_a, "model_sha256": "0" * 64}
     with pytest.raises(PromotionError, match="already holds another model"):
-        _promote(_release(tmp_path), model, other)
+        _promote(_release(tmp_path), model, other, champion="1")
 
 
 @pytest.mark.parametrize("run_id", ["0" * 32, None, "x' or name != '"])
@@ -271,6 +289,101 @@ def test_an_unregistered_challenger_changes_nothing(
     with pytest.raises(PromotionError, match="is not a registered version"):
         _promote(_release(tmp_path), model, card)
     assert not (tmp_path / "champion").exists()
+
+
+def test_a_challenger_scored_against_a_former_champion_changes_nothing(
+    registry, good, untrained, tmp_path: Path
+) -> None:
+    model, card = good
+    card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
+    card_b = register(registry, untrained[0], card, "2026-12-01T11.00.00.000Z")
+    _promote(_release(tmp_path), model, card_a)  # A won while B was being scored
+    with pytest.raises(PromotionError) as err:
+        _promote(_release(tmp_path), untrained[0], card_b)  # scored against none
+    assert "now names version 1, not none" in str(err.value)
+    assert "Run `kedro run --pipeline promotion` again" in str(err.value)
+    assert alias(registry) == "1"
+    assert _served(tmp_path) == (card_a["version"], card_a["model_sha256"])
+    assert not (tmp_path / "champion" / "promotion.lock").exists()
+
+
+def test_an_older_model_is_never_published_over_a_newer_one(
+    registry, good, untrained, tmp_path: Path
+) -> None:
+    model, card = good
+    card_new = register(registry, model, card, "2026-12-01T11.00.00.000Z")
+    card_old = register(registry, untrained[0], card, "2026-12-01T10.00.00.000Z")
+    _promote(_release(tmp_path), model, card_new)
+    with pytest.raises(PromotionError, match="newer than challenger"):
+        _promote(_release(tmp_path), untrained[0], card_old, champion="1")
+    assert alias(registry) == "1"
+    assert _served(tmp_path)[0] == card_new["version"]
+
+
+def test_two_promotions_at_once_take_turns_and_the_second_stops(
+    registry, good, untrained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both were scored against no champion; exactly one may publish."""
+    model, card = good
+    cards = [
+        (model, register(registry, model, card, "2026-12-01T10.00.00.000Z")),
+        (
+            untrained[0],
+            register(registry, untrained[0], card, "2026-12-01T11.00.00.000Z"),
+        ),
+    ]
+    write = ChampionReleaseDataset.write
+
+    def slow_write(self: ChampionReleaseDataset, path: str, payload: bytes) -> None:
+        time.sleep(0.3)  # widen the window in which the two could interleave
+        write(self, path, payload)
+
+    monkeypatch.setattr(ChampionReleaseDataset, "write", slow_write)
+    outcomes: list[str] = []
+
+    def promote(model_bytes: bytes, card: dict) -> None:
+        try:
+            _promote(_release(tmp_path), model_bytes, card)
+            outcomes.append("promoted " + card["version"])
+        except PromotionError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=promote, args=pair) for pair in cards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [o.removeprefix("promoted ") for o in outcomes if o.startswith("promoted ")]
+    assert len(won) == 1, outcomes
+    assert any("another promotion finished meanwhile" in o for o in outcomes)
+    winner = next(c for _, c in cards if c["version"] == won[0])
+    registered = registry.get_model_version_by_alias(NAME, "champion")
+    assert registered.run_id == winner["mlflow_run_id"]  # alias and files agree
+    assert _served(tmp_path) == (winner["version"], winner["model_sha256"])
+    assert not (tmp_path / "champion" / "promotion.lock").exists()
+
+
+def test_a_held_lock_waits_then_stops_and_a_stale_one_is_taken_over(
+    registry, good, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    model, card = good
+    card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
+    lock = tmp_path / "champion" / "promotion.lock"
+    lock.parent.mkdir()
+    now = datetime.now(UTC)
+    lock.write_text(json.dumps({"owner": "other:1", "since": now.isoformat()}))
+    monkeypatch.setattr(champion_module, "LOCK_WAIT_SECONDS", 1.0)
+    with pytest.raises(
+        PromotionError, match=r"Another promotion holds .*promotion\.lock"
+    ):
+        _promote(_release(tmp_path), model, card_a)
+    assert lock.exists() and not (tmp_path / "champion" / "model_card.json").exists()
+    stale = now - timedelta(seconds=champion_module.LOCK_STALE_SECONDS + 60)
+    lock.write_text(json.dumps({"owner": "gone:2", "since": stale.isoformat()}))
+    with caplog.at_level(logging.WARNING):
+        _promote(_release(tmp_path), model, card_a)
+    assert "held by gone:2" in caplog.text
+    assert alias(registry) == "1" and not lock.exists()
 
 
 class KeptDataset(MemoryDataset):

@@ -140,7 +140,12 @@ def decide_promotion(
         "checks": checks,
         "samples": scores["samples"],
     }
-    release = {"promote": promote, "reason": reason, "card": challenger_card}
+    release = {
+        "promote": promote,
+        "reason": reason,
+        "card": challenger_card,
+        "champion_registry_version": scores["champion_registry_version"],
+    }
     if promote:
         release["model_bytes"] = challenger_bytes
     scalars = {"promoted": {"value": float(promote), "step": 0}}
