@@ -176,6 +176,22 @@ def test_feedback_right_after_the_prediction_is_recorded_once(store_url, digit_p
     assert stored["labelled_at"] is not None
 
 
+def test_feedback_sent_to_another_replica_finds_the_queued_prediction(
+    store_url, digit_png
+):
+    """Two replicas, one store: the label reaches B before A has written it."""
+    settings = {"database_url": store_url, "api_keys": KEYS}
+    settings["feedback_flush_seconds"] = 3.0  # both: B waits one interval of its own
+    with running(**settings) as a, running(**settings) as b:
+        assert a.portal.call(a.app.state.store.flush) is True  # migrated, then idle
+        answer = predict(a, digit_png)
+        assert answer["request_id"] not in rows(store_url)  # still in A's queue
+        response = feedback(b, answer["request_id"], 7)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "recorded"
+    assert rows(store_url)[answer["request_id"]]["label"] == 7
+
+
 def test_a_batch_image_takes_feedback_by_its_index(store_url, sample):
     files = [
         ("files", (f"{i}.png", png(sample["images"][i]), "image/png")) for i in range(2)

@@ -53,6 +53,7 @@ SOCKET_TIMEOUT_SECONDS = 15  # a connect or a statement; then the store is down
 # errors wrapped by SQLAlchemy, and socket or TLS errors it may let through.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 SQLITE_BUSY_SECONDS = 10
+REPLICA_SLACK_SECONDS = 0.25  # beyond a flush interval, for another replica's write
 UNAVAILABLE = (
     "the feedback store cannot be reached, so the label was not recorded; "
     "retry later (GET /health shows the store's state)"
@@ -254,28 +255,21 @@ class FeedbackStore:
         self, request_id: str, label: int, labelled_by: str | None
     ) -> queries.LabelOutcome:
         """Record the true digit of a prediction: 404 unknown, 409 conflicting."""
-        engine = self._require()
+        self._require()
         if not await self.flush():  # the schema, and this id if still queued
             raise StoreUnavailableError(UNAVAILABLE)
-        try:
-            write = partial(
-                queries.record_label,
-                labelled_by=labelled_by,
-                now=self.clock(),
-                oldest=self.oldest,
-            )
-            outcome = await self._in_thread(write, engine, request_id, label)
-        except STORE_ERRORS as exc:
-            self._down("label", exc)
-            raise StoreUnavailableError(UNAVAILABLE) from exc
+        outcome = await self._record_label(request_id, label, labelled_by)
+        if outcome.status == "unknown":
+            # Behind a load balancer the prediction may have been made by another
+            # replica, which writes it within one flush interval: look once more.
+            await asyncio.sleep(self.flush_seconds + REPLICA_SLACK_SECONDS)
+            outcome = await self._record_label(request_id, label, labelled_by)
         if outcome.status == "unknown":
             days = f"{self.retention.total_seconds() / 86400:g}"
             raise NotFoundError(
                 f"no prediction with request id {request_id!r} in the last {days} "
                 "days; send the request_id (or X-Request-ID) its prediction answered, "
-                "`<request_id>:<index>` for an image of a batch. A prediction made "
-                f"within {self.flush_seconds:g} s by another replica may not be "
-                "written yet: retry after that"
+                "`<request_id>:<index>` for an image of a batch"
             )
         if outcome.status == "conflict":
             raise ConflictError(
@@ -286,6 +280,22 @@ class FeedbackStore:
             correct = "correct" if outcome.digit == label else "wrong"
             FEEDBACK_LABELS.labels(outcome.model_version, correct).inc()
         return outcome
+
+    async def _record_label(
+        self, request_id: str, label: int, labelled_by: str | None
+    ) -> queries.LabelOutcome:
+        engine = self._require()
+        try:
+            write = partial(
+                queries.record_label,
+                labelled_by=labelled_by,
+                now=self.clock(),
+                oldest=self.oldest,
+            )
+            return await self._in_thread(write, engine, request_id, label)
+        except STORE_ERRORS as exc:
+            self._down("label", exc)
+            raise StoreUnavailableError(UNAVAILABLE) from exc
 
     async def pending_review(self, limit: int) -> dict[str, Any]:
         """The oldest predictions waiting for a reviewer, and how many wait."""
