@@ -420,6 +420,17 @@ def test_database_url_file_wins_when_it_exists(tmp_path):
         make_settings(database_url_file=secret)
 
 
+@pytest.mark.parametrize("setting", ["database_url_file", "admin_token_file"])
+def test_a_secret_file_that_cannot_be_read_stops_the_start(setting, tmp_path):
+    mounted_wrong = tmp_path / "secret"
+    mounted_wrong.mkdir()  # a folder where the Secret's file should be
+    with pytest.raises(ValidationError) as err:
+        make_settings(**{setting: mounted_wrong})
+    name = setting.upper()
+    assert f"{name} {mounted_wrong} cannot be read" in str(err.value)
+    assert f"fix the Secret's mount or unset {name}" in str(err.value)
+
+
 def test_tls_to_postgresql_as_sslmode_asks(postgres, digit_png):
     """sslmode=require encrypts; verify-full refuses the test server's own cert."""
     database = postgres.create_database()

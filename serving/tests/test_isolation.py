@@ -11,22 +11,24 @@ from conftest import MODEL_URI
 
 FORBIDDEN = ("tensorflow", "keras", "kedro", "tf_keras", "torch")
 
-PROBE = f"""
+# The default feedback store (SQLite under the project folder) is on, in a temp folder.
+PROBE = """
 import json, sys
 from fastapi.testclient import TestClient
 from mnist_serving.core.config import Settings
 from mnist_serving.main import create_app
 import mnist_serving.cli
-app = create_app(Settings(model_uri={MODEL_URI!r}))
+app = create_app(Settings(model_uri={model!r}, project_dir={project!r}))
 with TestClient(app) as client:
     assert client.get("/health/ready").status_code == 200
 print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_app_imports_no_tensorflow_or_kedro():
+def test_app_imports_no_tensorflow_or_kedro(tmp_path):
+    probe = PROBE.format(model=MODEL_URI, project=str(tmp_path))
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     modules = json.loads(out.stdout.strip().splitlines()[-1])
     roots = {name.split(".")[0] for name in modules}

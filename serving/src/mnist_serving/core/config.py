@@ -50,6 +50,18 @@ def parse_key_entry(entry: str, index: int) -> tuple[str, frozenset[str]]:
     return key, roles
 
 
+def _secret_file(setting: str, path: Path) -> str:
+    """A one-value secret mounted as a file (a Kubernetes Secret), stripped."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        msg = (
+            f"{setting} {path} cannot be read ({exc}); fix the Secret's mount or "
+            f"unset {setting}"
+        )
+        raise ValueError(msg) from exc
+
+
 def _keys_file_entries(path: Path) -> list[str]:
     """The entries of API_KEYS_FILE (comma or newline separated); never none."""
     try:
@@ -311,14 +323,7 @@ class Settings(BaseSettings):
         """
         path = self.admin_token_file
         if self.admin_token is None and path is not None and path.exists():
-            try:
-                text = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                msg = (
-                    f"ADMIN_TOKEN_FILE {path} cannot be read ({exc}); fix the "
-                    "Secret's mount or unset ADMIN_TOKEN_FILE"
-                )
-                raise ValueError(msg) from exc
+            text = _secret_file("ADMIN_TOKEN_FILE", path)
             object.__setattr__(self, "admin_token", SecretStr(text))
         if self.admin_token is None:
             return self
@@ -347,14 +352,7 @@ class Settings(BaseSettings):
         path = self.database_url_file
         if path is None or not path.exists():
             return self
-        try:
-            url = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            msg = (
-                f"DATABASE_URL_FILE {path} cannot be read ({exc}); fix the "
-                "Secret's mount or unset DATABASE_URL_FILE"
-            )
-            raise ValueError(msg) from exc
+        url = _secret_file("DATABASE_URL_FILE", path)
         object.__setattr__(self, "database_url", self._database_scheme(url))
         return self
 
