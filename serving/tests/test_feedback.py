@@ -23,6 +23,7 @@ from mnist_serving.imaging.preprocess import image_to_mnist
 from mnist_serving.store.buffer import make_engine
 from mnist_serving.store.migrate import upgrade
 from mnist_serving.store.schema import predictions
+from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
 # KEY_A predicts (no roles written: the format from before roles), KEY_B gives
@@ -190,6 +191,33 @@ def test_feedback_sent_to_another_replica_finds_the_queued_prediction(
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "recorded"
     assert rows(store_url)[answer["request_id"]]["label"] == 7
+
+
+def test_each_digit_of_a_number_is_a_prediction_that_takes_feedback(store_url, sample):
+    image = compose(first_of(sample, "4071")).image
+    settings = {"database_url": store_url, "api_keys": KEYS, **ALL_TO_REVIEW}
+    with running(**settings) as client:
+        headers = {**PNG, "X-API-Key": KEY_A}
+        response = client.post(
+            "/predict-number", content=png(255 - image), headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        request_id = body["request_id"]
+        corrected = feedback(client, f"{request_id}:2", 1)  # the clerk reads a 1
+        assert corrected.status_code == 200, corrected.text
+        assert corrected.json()["correct"] is False
+        assert feedback(client, request_id, 4).status_code == 404  # the number itself
+    stored = rows(store_url)
+    places = [f"{request_id}:{place}" for place in range(4)]
+    assert set(stored) == set(places)
+    assert [stored[p]["digit"] for p in places] == [4, 0, 7, 1]
+    assert {stored[p]["review"] for p in places} == {body["review"]}
+    for place, digit in zip(places, body["digits"], strict=True):
+        assert len(stored[place]["input"]) == 28 * 28  # each digit's model input
+        probabilities = json.loads(stored[place]["probabilities"])
+        assert probabilities == pytest.approx(digit["probabilities"], abs=1e-6)
+    assert [stored[p]["label"] for p in places] == [None, None, 1, None]
 
 
 def test_a_batch_image_takes_feedback_by_its_index(store_url, sample):

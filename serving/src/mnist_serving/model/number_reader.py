@@ -71,6 +71,7 @@ class NumberReading:
     probabilities: np.ndarray  # (digits, 10)
     boxes: list[list[int]]  # x, y, w, h in the input's pixels
     doubts: list[str]
+    inputs: np.ndarray  # (digits, 28, 28, 1): each digit's model input
 
     @property
     def number(self) -> str:
@@ -154,7 +155,8 @@ def read_number(
 
     InvalidInputError (422) when the best split has more than `max_digits`.
     """
-    probabilities = predict(grays_to_mnist(seg.crops))
+    inputs = grays_to_mnist(seg.crops)
+    probabilities = predict(inputs)
     top = np.maximum(probabilities.max(axis=1), PROBABILITY_FLOOR)
     digits = probabilities.argmax(axis=1).tolist()
     shapes = np.array(
@@ -171,7 +173,8 @@ def read_number(
             "(MAX_NUMBER_DIGITS); send one number per request"
         )
     chosen = probabilities[list(path)]
-    reading = NumberReading(chosen, [seg.boxes[i].tolist() for i in path], [])
+    boxes = [seg.boxes[i].tolist() for i in path]
+    reading = NumberReading(chosen, boxes, [], inputs[list(path)])
     reading.doubts.extend(_shape_doubts(path, shapes))
     reading.doubts.extend(_split_doubts(splits, digits))
     return reading

@@ -7,6 +7,7 @@ from typing import Any
 import anyio.to_thread
 
 from mnist_serving.api.deps import PredictContext
+from mnist_serving.api.routes.feedback import record
 from mnist_serving.model.number_reader import NumberReading, read_number_image
 from mnist_serving.model.predictions import (
     AuditContext,
@@ -40,11 +41,17 @@ async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:
     for digit, box in zip(digits, reading.boxes, strict=True):
         digit["box"] = box
         confidence *= digit["confidence"]
+    review = number_review(confidence, reading.doubts, ctx.settings)
+    # Each digit is stored as a prediction of its own, `<request_id>:<place>` as
+    # a batch's images are, so a clerk's correction of one digit is feedback. The
+    # number's band (never above a digit's) routes all its digits to review.
+    stored = [{**digit, "review": review} for digit in digits]
+    record(ctx, reading.inputs, stored, batch=True)
     return {
         "number": reading.number,
         "digits": digits,
         "confidence": confidence,
-        "review": number_review(confidence, reading.doubts, ctx.settings),
+        "review": review,
         "segmentation_doubts": reading.doubts,
         "model_version": ctx.model.version,
         "request_id": ctx.request_id,
