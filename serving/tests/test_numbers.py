@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import jpeg, png
 from mnist_serving.imaging.segment import Atom, _seams, label_marks, strokes_between
+from mnist_serving.model.number_reader import DOUBT_MARGIN, _split_doubts
 from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
@@ -267,6 +268,17 @@ def test_a_cut_through_a_loop_crosses_two_strokes_a_junction_one():
     apart = np.zeros((24, 24), dtype=bool)  # two strokes, nothing between them
     apart[2:22, 4:7] = apart[2:22, 17:20] = True
     assert strokes_between(*pieces_of(apart, 12)) == 0
+
+
+def test_a_close_second_reading_is_a_doubt_a_distant_one_is_not():
+    digits = [4, 6, 4]  # segment 0 reads 4, 1 reads 6, 2 (both merged) reads 4
+    close = [(-0.1, (0, 1)), (-0.1 - 0.9 * DOUBT_MARGIN, (2,))]
+    far = [(-0.1, (0, 1)), (-0.1 - 1.1 * DOUBT_MARGIN, (2,))]
+    same = [(-0.1, (0, 1)), (-0.2, (0, 1))]  # the same digits, split otherwise
+    (doubt,) = _split_doubts(close, digits)
+    assert doubt.startswith("the split into digits is uncertain: 4 reads only")
+    assert _split_doubts(far, digits) == []
+    assert _split_doubts(same, digits) == []
 
 
 def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):

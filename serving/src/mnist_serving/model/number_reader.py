@@ -65,7 +65,7 @@ CUT_COST = 0.25  # cutting one stroke in two needs this much more evidence
 STROKE_COST = 0.25  # ... and this much for each further stroke the cut crosses
 DIGIT_BONUS = 0.2  # each digit read: the classifier is also confident on merges
 PROBABILITY_FLOOR = 1e-6  # log of zero is not a score
-DOUBT_MARGIN = 1.0  # a different reading scoring within this of the best is a doubt
+DOUBT_MARGIN = 0.5  # a different reading scoring within this of the best is a doubt
 DOUBT_PENALTY = 1.0  # a chosen digit whose shape penalty exceeds this is a doubt
 K_BEST = 3  # splits kept per segment, to find the best one that reads differently
 
