@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg, png
-from mnist_serving.imaging.segment import _seams, label_marks
+from mnist_serving.imaging.segment import Atom, _seams, label_marks, strokes_between
+from mnist_serving.model.number_reader import DOUBT_MARGIN, _split_doubts
 from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
@@ -242,6 +243,42 @@ def test_seams_follow_slanted_gaps_between_touching_strokes():
     for seam, gap in zip(seams[:3], [gaps[0], gaps[1], gaps[1]], strict=True):
         assert own[np.arange(24), seam].sum() == 1  # only the bridge is cut
         assert (seam[np.arange(24) != 10] == gap[np.arange(24) != 10]).all()
+
+
+def pieces_of(own: np.ndarray, column: int) -> tuple[Atom, Atom]:
+    """The mark `own` cut at `column` into a left and a right atom."""
+    rows = np.flatnonzero(own.any(axis=1))
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    left, right = own[top:bottom, :column], own[top:bottom, column:]
+    width = own.shape[1]
+    return (
+        Atom(1, 0, column, top, bottom, True, left),
+        Atom(1, column, width, top, bottom, True, right),
+    )
+
+
+def test_a_cut_through_a_loop_crosses_two_strokes_a_junction_one():
+    rows, cols = np.indices((24, 24))
+    radius = np.hypot(rows - 11.5, cols - 11.5)
+    ring = (radius > 7) & (radius < 10)  # a 0: a middle cut meets top and bottom
+    assert strokes_between(*pieces_of(ring, 12)) == 2
+    pair = np.zeros((24, 24), dtype=bool)  # two strokes joined by one short bar
+    pair[2:22, 4:7] = pair[2:22, 17:20] = pair[11:13, 7:17] = True
+    assert strokes_between(*pieces_of(pair, 12)) == 1
+    apart = np.zeros((24, 24), dtype=bool)  # two strokes, nothing between them
+    apart[2:22, 4:7] = apart[2:22, 17:20] = True
+    assert strokes_between(*pieces_of(apart, 12)) == 0
+
+
+def test_a_close_second_reading_is_a_doubt_a_distant_one_is_not():
+    digits = [4, 6, 4]  # segment 0 reads 4, 1 reads 6, 2 (both merged) reads 4
+    close = [(-0.1, (0, 1)), (-0.1 - 0.9 * DOUBT_MARGIN, (2,))]
+    far = [(-0.1, (0, 1)), (-0.1 - 1.1 * DOUBT_MARGIN, (2,))]
+    same = [(-0.1, (0, 1)), (-0.2, (0, 1))]  # the same digits, split otherwise
+    (doubt,) = _split_doubts(close, digits)
+    assert doubt.startswith("the split into digits is uncertain: 4 reads only")
+    assert _split_doubts(far, digits) == []
+    assert _split_doubts(same, digits) == []
 
 
 def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):

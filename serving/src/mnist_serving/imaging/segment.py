@@ -70,6 +70,7 @@ class Segmentation:
     crops: np.ndarray  # (len(segments), H, W) float32 ink crops, white on black
     boxes: np.ndarray  # (len(segments), 4) x, y, w, h in the input's pixels
     line_height: float
+    strokes_cut: list[int]  # strokes a cut between atoms k and k+1 crosses (0: none)
 
 
 def work_image(image: Image.Image) -> tuple[np.ndarray, float, float]:
@@ -310,6 +311,25 @@ def _atoms(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, line: float)
     return atoms
 
 
+def strokes_between(left: Atom, right: Atom) -> int:
+    """How many strokes the cut between two pieces of one mark crosses.
+
+    A row where the left piece's last ink and the right piece's first ink are
+    at most one column apart is a row the cut goes through ink; each run of
+    such rows is one stroke. Touching digits usually meet in one stroke; a
+    cut through one digit (a 0, an 8) often crosses two or more.
+    """
+    top, bottom = max(left.top, right.top), min(left.bottom, right.bottom)
+    if bottom <= top:
+        return 0
+    own = left.mask[top - left.top : bottom - left.top]
+    other = right.mask[top - right.top : bottom - right.top]
+    last = left.left + own.shape[1] - 1 - np.argmax(own[:, ::-1], axis=1)
+    first = right.left + np.argmax(other, axis=1)
+    contact = own.any(axis=1) & other.any(axis=1) & (first - last <= 1)
+    return int(np.count_nonzero(np.diff(contact.astype(np.int8), prepend=0) == 1))
+
+
 def gap_columns(atoms: list[Atom]) -> int:
     """Columns between the atoms' left and right that none of them covers."""
     gap, reach = 0, None
@@ -399,4 +419,5 @@ def segment(image: Image.Image, max_digits: int) -> Segmentation:
             math.ceil(x1 - x0),
             math.ceil(y1 - y0),
         )
-    return Segmentation(atoms, segments, stack, boxes_out, line)
+    cut = [strokes_between(a, b) if a.mark == b.mark else 0 for a, b in pairwise(atoms)]
+    return Segmentation(atoms, segments, stack, boxes_out, line, cut)
