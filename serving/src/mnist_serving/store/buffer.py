@@ -53,7 +53,9 @@ SOCKET_TIMEOUT_SECONDS = 15  # a connect or a statement; then the store is down
 # errors wrapped by SQLAlchemy, and socket or TLS errors it may let through.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 SQLITE_BUSY_SECONDS = 10
-REPLICA_SLACK_SECONDS = 0.25  # beyond a flush interval, for another replica's write
+# An unknown id is looked up again this many flush intervals later: one for
+# another replica's next write, half of one for the write itself.
+REPLICA_WAIT_INTERVALS = 1.5
 UNAVAILABLE = (
     "the feedback store cannot be reached, so the label was not recorded; "
     "retry later (GET /health shows the store's state)"
@@ -262,7 +264,7 @@ class FeedbackStore:
         if outcome.status == "unknown":
             # Behind a load balancer the prediction may have been made by another
             # replica, which writes it within one flush interval: look once more.
-            await asyncio.sleep(self.flush_seconds + REPLICA_SLACK_SECONDS)
+            await asyncio.sleep(self.flush_seconds * REPLICA_WAIT_INTERVALS)
             outcome = await self._record_label(request_id, label, labelled_by)
         if outcome.status == "unknown":
             days = f"{self.retention.total_seconds() / 86400:g}"
