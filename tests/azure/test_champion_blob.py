@@ -28,14 +28,20 @@ def registry(tmp_path: Path) -> Iterator[mlflow.MlflowClient]:
         yield client
 
 
-def test_blob_release_publishes_then_rolls_back_a_failed_promotion(
-    azurite: Azurite, registry: mlflow.MlflowClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _blob_setup(azurite: Azurite) -> tuple[bytes, dict]:
+    """Create the container; the serving fixture model and its card."""
     azurite.service.create_container(CONTAINER)
     model = next(FIXTURE.glob("mnist_cnn.tflite/*/mnist_cnn.tflite")).read_bytes()
     card = json.loads(
         next(FIXTURE.glob("model_card.json/*/model_card.json")).read_text()
     )
+    return model, card
+
+
+def test_blob_release_publishes_then_rolls_back_a_failed_promotion(
+    azurite: Azurite, registry: mlflow.MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, card = _blob_setup(azurite)
 
     def release() -> ChampionReleaseDataset:
         return ChampionReleaseDataset(
@@ -80,11 +86,7 @@ def test_blob_release_publishes_then_rolls_back_a_failed_promotion(
 def test_blob_promotions_take_turns_under_a_lock_blob(
     azurite: Azurite, registry: mlflow.MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    azurite.service.create_container(CONTAINER)
-    model = next(FIXTURE.glob("mnist_cnn.tflite/*/mnist_cnn.tflite")).read_bytes()
-    card = json.loads(
-        next(FIXTURE.glob("model_card.json/*/model_card.json")).read_text()
-    )
+    model, card = _blob_setup(azurite)
     release = ChampionReleaseDataset(
         filepath=f"abfs://{CONTAINER}/releases/champion",
         model_name=NAME,
