@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mnist_mlops.modeling.augment import augment, recentre, restroke, stroke_width, warp
+from mnist_mlops.modeling.drawn import thin
 from mnist_mlops.modeling.loop import distribute, skeleton_images
 from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.params import AugmentationParams, TrainingParams
@@ -119,3 +120,17 @@ def test_recentring_matches_servings_normalisation(batch: tf.Tensor) -> None:
     moved = recentre(warped, tf.fill((batch.shape[0], 2), 1.0)).numpy()[..., 0]
     moved_mass = (moved.sum(axis=2) * rows).sum(axis=1) / moved.sum(axis=(1, 2))
     np.testing.assert_allclose(moved_mass - mass, 1.0, atol=0.2)
+
+
+def test_skeletons_keep_a_thin_diagonal_stroke() -> None:
+    # A 2-px diagonal stroke, as in the base of many MNIST 2s: Zhang-Suen at 28x28
+    # erases it, so redrawing the digit from that skeleton would change the digit.
+    stroke = np.zeros((1, 28, 28, 1), dtype=np.float32)
+    for i in range(6, 22):
+        stroke[0, i, i : i + 2, 0] = 1.0
+    assert thin(stroke[..., 0] > 0.5).sum() <= 2
+    (skeleton,) = skeleton_images(stroke)[..., 0] > 0
+    rows = np.flatnonzero(skeleton.any(axis=1))
+    assert rows.max() - rows.min() >= 14  # the whole length stays
+    assert (skeleton.sum(axis=1) <= 2).all()  # at most two pixels across
+    assert not (skeleton & (stroke[0, ..., 0] == 0)).any()  # only where ink was

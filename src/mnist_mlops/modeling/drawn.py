@@ -72,10 +72,14 @@ def thin(ink: np.ndarray) -> np.ndarray:
     1984), vectorised over the whole stack.
     """
     image = ink.astype(np.uint8)
-    while True:
-        changed = False
+    # Digits are independent: each pass works only on those still changing, since
+    # a few thick ones need many more passes than the rest.
+    active = np.arange(len(image))
+    while len(active):
+        changed = np.zeros(len(active), dtype=bool)
         for first in (True, False):
-            p = _neighbours(np.pad(image, ((0, 0), (1, 1), (1, 1))))
+            part = image[active]
+            p = _neighbours(np.pad(part, ((0, 0), (1, 1), (1, 1))))
             count = sum(p)
             transitions = sum((a == 0) & (b == 1) for a, b in pairwise([*p, p[0]]))
             p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
@@ -84,17 +88,17 @@ def thin(ink: np.ndarray) -> np.ndarray:
             else:
                 side = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
             delete = (
-                (image == 1)
+                (part == 1)
                 & (count >= MIN_NEIGHBOURS)
                 & (count <= MAX_NEIGHBOURS)
                 & (transitions == 1)
                 & side
             )
-            if delete.any():
-                image[delete] = 0
-                changed = True
-        if not changed:
-            return image.astype(bool)
+            part[delete] = 0
+            image[active] = part
+            changed |= delete.any(axis=(1, 2))
+        active = active[changed]
+    return image.astype(bool)
 
 
 @dataclass(frozen=True)
@@ -227,16 +231,21 @@ def finish(ink: Image.Image, style: Style, rng: np.random.Generator) -> bytes:
     return out.getvalue()
 
 
-def render(images: np.ndarray, seed: int) -> list[bytes]:
-    """Each (28, 28[, 1]) image in [0, 1] as drawn-digit bytes; the same for a seed."""
+def fine_skeletons(images: np.ndarray) -> np.ndarray:
+    """1-px skeletons of (N, 28, 28[, 1]) digits in [0, 1], at UPSAMPLE x resolution."""
     fine = zoom(images.reshape(len(images), 28, 28), (1, UPSAMPLE, UPSAMPLE), order=1)
     ink = ink_masks(fine)
     skeletons = thin(ink)
     empty = ~skeletons.any(axis=(1, 2))
     skeletons[empty] = ink[empty]  # (no MNIST digit thins to nothing, but be safe)
+    return skeletons
+
+
+def render(images: np.ndarray, seed: int) -> list[bytes]:
+    """Each (28, 28[, 1]) image in [0, 1] as drawn-digit bytes; the same for a seed."""
     rng = np.random.default_rng(seed)
     out = []
-    for skeleton in skeletons:
+    for skeleton in fine_skeletons(images):
         style = random_style(rng)
         out.append(finish(draw_skeleton(skeleton, style), style, rng))
     return out

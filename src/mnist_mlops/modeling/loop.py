@@ -21,7 +21,7 @@ from mnist_mlops.params import TrainingParams
 
 from .augment import augment
 from .cnn import build_model
-from .drawn import ink_masks, thin
+from .drawn import UPSAMPLE, fine_skeletons
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,16 @@ def validation_split(
 
 
 def skeleton_images(x: np.ndarray) -> np.ndarray:
-    """1-px skeletons (Zhang-Suen) of (N, 28, 28, 1) digits, as float32 images."""
-    return thin(ink_masks(x[..., 0]))[..., np.newaxis].astype(np.float32)
+    """Skeletons of (N, 28, 28, 1) digits as float32 images, one or two pixels wide.
+
+    They are thinned at the drawn set's finer resolution and pooled back to 28x28:
+    thinned at 28x28, some digits lose a thin stroke or a small loop, and
+    redrawing those from their skeleton would teach the model a changed digit.
+    """
+    fine = fine_skeletons(x)
+    n, side = len(x), x.shape[1]
+    pooled = fine.reshape(n, side, UPSAMPLE, side, UPSAMPLE).max(axis=(2, 4))
+    return pooled[..., np.newaxis].astype(np.float32)
 
 
 def _dataset(
