@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from PIL import Image
 
 from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
+from mnist_serving.api.json_body import BoundedJSONRoute
 from mnist_serving.api.routes.feedback import record
 from mnist_serving.api.routes.number import answer_number
 from mnist_serving.api.schemas import (
@@ -57,7 +58,8 @@ _common: dict[str, Any] = {
 }
 # Two routers so that create_app can give each its own body-size limit.
 router = APIRouter(**_common)  # images: multipart or raw
-json_router = APIRouter(**_common)  # the drawing page's JSON
+# The drawing page's JSON, its separators counted before it is parsed.
+json_router = APIRouter(route_class=BoundedJSONRoute, **_common)
 
 
 async def raw_image(request: Request) -> bytes:
