@@ -6,14 +6,18 @@ import base64
 import io
 import json
 import logging
+import os
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import FIXTURE_VERSION, KEY_A, KEY_B, KEY_C, MODEL_ROOT, jpeg, png
+from mnist_serving.api.routes import predict
 from mnist_serving.core.config import Settings
 from mnist_serving.core.log_config import JsonFormatter
+from mnist_serving.core.workers import IMAGE_THREAD_NICE
 from mnist_serving.model.predictions import review_for
 
 
@@ -73,6 +77,33 @@ def test_large_image_goes_through_the_worker_thread(client_with, sample):
         response = client.post("/predict", files=files_for(png(big)))
     assert response.status_code == 200, response.text
     assert response.json()["digit"] == sample["labels"][4]
+
+
+def test_large_images_are_prepared_on_low_priority_threads(
+    client_with, sample, monkeypatch
+):
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: list[tuple[str, int]] = []
+    prepare = predict.image_to_mnist
+
+    def spy(*args):
+        seen.append((threading.current_thread().name, nice()))
+        return prepare(*args)
+
+    monkeypatch.setattr(predict, "image_to_mnist", spy)
+    small = sample["images"][4]
+    big = np.asarray(Image.fromarray(small).resize((1200, 1200)))
+    with client_with(inline_pixels=10_000) as client:
+        for image in (big, small):
+            response = client.post("/predict", files=files_for(png(image)))
+            assert response.status_code == 200, response.text
+    (worker, worker_nice), (loop, loop_nice) = seen
+    assert worker.startswith("mnist-image")
+    assert worker_nice == max(nice(), IMAGE_THREAD_NICE)
+    assert not loop.startswith("mnist-image")  # small images stay on the loop
+    assert loop_nice == nice()  # whose priority is the process's
 
 
 def test_predict_drawing_with_data_url_and_bare_base64(client, sample):

@@ -35,13 +35,13 @@ from mnist_serving.core.errors import ServingError
 from mnist_serving.core.metrics import DRIFT
 from mnist_serving.core.middleware import ServingMiddleware
 from mnist_serving.core.security import RateLimiter
+from mnist_serving.core.workers import ImageWorkers
 from mnist_serving.model.holder import ModelHolder
 from mnist_serving.model.reload import ModelReloader
 from mnist_serving.monitoring.drift import DriftTracker
 from mnist_serving.store.buffer import FeedbackStore
 
 log = logging.getLogger(__name__)
-BIG_IMAGE_THREADS = 2
 MAX_FORM_FIELDS = 16  # plain (non-file) multipart fields; the API defines none
 MAX_ERRORS = 20  # validation problems listed in a 422; the rest are counted
 CLIENT_CLOSED = 499
@@ -58,7 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.started = time.monotonic()
     app.state.rate_limiter = RateLimiter(settings)
-    app.state.big_image_limiter = anyio.CapacityLimiter(BIG_IMAGE_THREADS)
+    app.state.image_workers = workers = ImageWorkers()
     app.state.batch_limiter = anyio.CapacityLimiter(1)  # one batch interpreter
     holder: ModelHolder = app.state.holder
     holder.shutting_down = False
@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await poller
         await store.stop()  # writes the queued records
+        workers.close()
 
 
 async def serving_error(_: Request, exc: Exception) -> JSONResponse:

@@ -100,9 +100,8 @@ async def to_model_input(
     image = open_image(data, ctx.settings.max_image_pixels)
     if _inline(data, image, ctx):
         return image_to_mnist(image, features)
-    limiter = ctx.request.app.state.big_image_limiter
-    return await anyio.to_thread.run_sync(
-        image_to_mnist, image, features, limiter=limiter
+    return await ctx.request.app.state.image_workers.run(
+        image_to_mnist, image, features
     )
 
 
@@ -110,8 +109,7 @@ async def to_gray(data: bytes, image: Image.Image, ctx: PredictContext) -> np.nd
     """Decoded gray pixels of one batch image."""
     if _inline(data, image, ctx):
         return to_grayscale(image)
-    limiter = ctx.request.app.state.big_image_limiter
-    return await anyio.to_thread.run_sync(to_grayscale, image, limiter=limiter)
+    return await ctx.request.app.state.image_workers.run(to_grayscale, image)
 
 
 async def classify(
@@ -228,9 +226,8 @@ async def predict_batch(
         if sum(gray.size for gray in grays) <= ctx.settings.inline_pixels:
             images = batch_to_mnist(grays, features)
         else:
-            limiter = ctx.request.app.state.big_image_limiter
-            images = await anyio.to_thread.run_sync(
-                batch_to_mnist, grays, features, limiter=limiter
+            images = await ctx.request.app.state.image_workers.run(
+                batch_to_mnist, grays, features
             )
     except BlankImageError as exc:
         raise _image_error(exc, exc.index, files[exc.index]) from exc
