@@ -5,9 +5,12 @@ cgroup with 1024 file descriptors, as the pod does):
 
     serving/.venv/bin/python benchmarks/serving/attacks.py [--seconds 10]
 
-For each case it prints the attack's status codes, the server's peak RSS, the
-slowest /health/live answer, and the legitimate client's requests/s beside a
-baseline run with no attack (target: >= 90% of it). A fresh server per case.
+For each case it prints the attack's status codes and rate, the server's peak
+RSS, the slowest /health/live answer, and the legitimate client's requests/s
+beside a baseline with no attack on the same server just before (target:
+>= 90% of it): the median share over --repeat fresh servers, and each run's.
+The server has a CPU of its own and the attacker runs at the lowest priority
+(see attack_harness): in production the clients' CPUs are other machines'.
 
 With --pod, every request goes through the pod's nginx (k8s/base/proxy/
 nginx.conf, Debian's nginx) to a server with the pod's request limits
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +38,7 @@ TESTS = Path(__file__).resolve().parents[2] / "serving" / "tests"
 sys.path.insert(0, str(TESTS))
 
 from attack_cases import CASES, send  # noqa: E402
-from attack_harness import measure, pod_server  # noqa: E402
+from attack_harness import Figures, measure, pod_server  # noqa: E402
 from proxy import running_proxy  # noqa: E402
 from serve_process import Server, free_port  # noqa: E402
 
@@ -68,9 +73,10 @@ def target(workdir: Path, env: dict[str, str], pod: bool) -> Iterator[Server | P
 
 
 def main() -> None:
-    """Measure a baseline, then every case, each on a fresh server."""
+    """Every case on fresh servers: a baseline, then the attack, on the same one."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3, help="servers per case")
     parser.add_argument("--case", action="append", choices=sorted(CASES))
     parser.add_argument("--pod", action="store_true", help="through the pod's nginx")
     args = parser.parse_args()
@@ -82,30 +88,38 @@ def main() -> None:
     if args.pod:
         env |= POD_LIMITS
     with tempfile.TemporaryDirectory() as tmp:
-        with target(Path(tmp), env, args.pod) as server:
-            base = measure(server, None, image, args.seconds, api_key=KEY)
-        print(
-            f"{'baseline':<20} legit {base.legit_rps:7.1f} req/s, peak RSS "
-            f"{base.peak_rss_mib:5.1f} MiB, /health/live max {base.live_max_ms:6.1f} ms"
-        )
         for name in args.case or sorted(CASES):
             requests = CASES[name]()
-            with target(Path(tmp), env, args.pod) as server:
-                figures = measure(
-                    server,
-                    lambda url, r=requests: send(url, r, KEY),
-                    image,
-                    args.seconds,
-                    api_key=KEY,
-                )
-            share = figures.legit_rps / base.legit_rps if base.legit_rps else 0.0
-            statuses = ", ".join(f"{k} x{v}" for k, v in sorted(figures.attack.items()))
-            print(
-                f"{name:<20} attack {statuses}; peak RSS {figures.peak_rss_mib:5.1f} "
-                f"MiB; /health/live max {figures.live_max_ms:6.1f} ms; legit "
-                f"{figures.legit_rps:7.1f} req/s ({share:.0%} of baseline), "
-                f"{len(figures.legit_failed)} failed"
-            )
+            runs = []
+            for _ in range(args.repeat):
+                with target(Path(tmp), env, args.pod) as server:
+                    base = measure(server, None, image, args.seconds, api_key=KEY)
+                    figures = measure(
+                        server,
+                        lambda url, r=requests: send(url, r, KEY),
+                        image,
+                        args.seconds,
+                        api_key=KEY,
+                    )
+                runs.append((base, figures))
+            report(name, runs, args.seconds)
+
+
+def report(name: str, runs: list[tuple[Figures, Figures]], seconds: float) -> None:
+    """One line per case: the attack, the worst bounds, the median legit share."""
+    attack = sum((figures.attack for _, figures in runs), Counter())
+    statuses = ", ".join(f"{k} x{v}" for k, v in sorted(attack.items()))
+    rate = attack.total() / seconds / len(runs)
+    shares = sorted(f.legit_rps / b.legit_rps for b, f in runs if b.legit_rps)
+    median = statistics.median(shares) if shares else 0.0
+    print(
+        f"{name:<20} attack {statuses} ({rate:.0f}/s); peak RSS "
+        f"{max(f.peak_rss_mib for _, f in runs):5.1f} MiB; /health/live max "
+        f"{max(f.live_max_ms for _, f in runs):6.1f} ms; legit "
+        f"{statistics.median(f.legit_rps for _, f in runs):7.1f} req/s, "
+        f"{median:.0%} of baseline (runs {', '.join(f'{s:.0%}' for s in shares)}), "
+        f"{sum(len(f.legit_failed) for _, f in runs)} failed"
+    )
 
 
 if __name__ == "__main__":

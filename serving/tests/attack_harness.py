@@ -5,11 +5,16 @@ file-descriptor limit. While the attack runs, a prober times /health/live and
 a legitimate client keeps sending predictions; afterwards the figures say what
 the attack cost: the server's peak RSS, the slowest liveness answer, the
 attack's status codes and the legitimate client's throughput.
+
+The attacker is a process of its own at the lowest CPU priority: in production
+it sends from another machine, so what its own client code costs must not be
+taken from the server or the legitimate client, which share these cores.
 Used by tests/test_attacks.py and benchmarks/serving/attacks.py.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
 import threading
@@ -18,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Protocol
 
@@ -128,8 +135,24 @@ def memory_cgroup(name: str) -> Iterator[Path]:
 
 
 def pod_limits() -> None:
-    """In the child: the pod's file-descriptor limit."""
+    """In the child: the pod's file-descriptor limit, and a CPU of its own.
+
+    The pod's CPU is its node's; the clients here are other machines'. On a
+    machine of two or more CPUs the server gets the first and the clients the
+    others (see `measure`), so that the legitimate client's share measures what
+    the attack costs the server, not what the three cost one another.
+    """
     resource.setrlimit(resource.RLIMIT_NOFILE, (POD_FILES, POD_FILES))
+    server, _ = _cpus()
+    os.sched_setaffinity(0, server)
+
+
+def _cpus() -> tuple[set[int], set[int]]:
+    """(the server's CPUs, the clients'): split when there are two or more."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set(cpus), set(cpus)
+    return {cpus[0]}, set(cpus[1:])
 
 
 @contextmanager
@@ -178,6 +201,39 @@ def _legit(
     figures.legit_rps = figures.legit_ok / (time.perf_counter() - started)
 
 
+def _attack_loop(url: str, attack: Attack, seconds: float, results: Queue) -> None:
+    """In the attacker's process: send until the time is up, then report."""
+    # The attacker's CPU is another machine's in production; here it shares the
+    # cores with the server and the legitimate client, so it runs at the lowest
+    # priority and sends with what they leave. It still sends back to back.
+    os.nice(19)
+    counts: Counter[int] = Counter()
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            counts.update(attack(url))
+    except Exception as exc:  # reported to the parent, which raises it
+        results.put(RuntimeError(f"the attack failed: {exc!r}"))
+        return
+    results.put(counts)
+
+
+def _start_attacker(
+    url: str, attack: Attack, seconds: float
+) -> tuple[BaseProcess, Queue]:
+    """The attack in a process of its own, so it holds no lock the clients need.
+
+    Forked, so `attack` may be a closure; started before the client threads.
+    """
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    process = context.Process(
+        target=_attack_loop, args=(url, attack, seconds, results), daemon=True
+    )
+    process.start()
+    return process, results
+
+
 class Target(Protocol):
     """What an attack is measured on: a base URL and the server's host pid.
 
@@ -201,22 +257,32 @@ def measure(
 ) -> Figures:
     """Run `attack` (None: nothing, for a baseline) beside the prober and client."""
     figures = Figures()
-    stop = threading.Event()
-    helpers = [
-        threading.Thread(target=_probe, args=(server.url, stop, figures)),
-        threading.Thread(
-            target=_legit, args=(server.url, image, stop, figures, api_key)
-        ),
-    ]
-    for thread in helpers:
-        thread.start()
-    deadline = time.monotonic() + seconds
-    if attack is not None:
-        while time.monotonic() < deadline:
-            figures.attack.update(attack(server.url))
-    time.sleep(max(0.0, deadline - time.monotonic()))
+    before = os.sched_getaffinity(0)
+    _, clients = _cpus()
+    os.sched_setaffinity(0, clients)  # inherited by the threads and the attacker
+    try:
+        attacker = _start_attacker(server.url, attack, seconds) if attack else None
+        stop = threading.Event()
+        helpers = [
+            threading.Thread(target=_probe, args=(server.url, stop, figures)),
+            threading.Thread(
+                target=_legit, args=(server.url, image, stop, figures, api_key)
+            ),
+        ]
+        for thread in helpers:
+            thread.start()
+    finally:
+        os.sched_setaffinity(0, before)
+    time.sleep(seconds)
     stop.set()
     for thread in helpers:
         thread.join(timeout=30)
+    if attacker is not None:
+        process, results = attacker
+        outcome = results.get(timeout=60)
+        process.join(timeout=30)
+        if isinstance(outcome, Exception):
+            raise outcome
+        figures.attack.update(outcome)
     figures.peak_rss_mib = peak_rss_mib(server.pid)
     return figures
