@@ -111,10 +111,10 @@ def _write(path: Path, text: str) -> None:
 
 
 @contextmanager
-def memory_cgroup(name: str) -> Iterator[Path]:
-    """A memory cgroup capped at POD_MEMORY, as Docker makes one for the pod.
+def memory_cgroup(name: str, memory: int = POD_MEMORY) -> Iterator[Path]:
+    """A memory cgroup capped at `memory`, as Docker makes one for a container.
 
-    Yields the file to write the server's pid into.
+    Yields the file to write a process's pid into.
     """
     root, limit, procs = _hierarchy()
     group = root / name
@@ -123,7 +123,7 @@ def memory_cgroup(name: str) -> Iterator[Path]:
     except OSError as exc:
         raise _denied(group, exc) from exc
     try:
-        _write(group / limit, str(POD_MEMORY))
+        _write(group / limit, str(memory))
         yield group / procs
     finally:
         for _ in range(50):
@@ -132,6 +132,19 @@ def memory_cgroup(name: str) -> Iterator[Path]:
                 break
             except OSError:  # tasks still exiting
                 time.sleep(0.1)
+
+
+def oom_kills(procs: Path) -> int:
+    """Processes the kernel killed for memory in the cgroup of `procs`."""
+    for events in ("memory.events", "memory.oom_control"):  # v2, v1
+        for line in _read(procs.parent / events).splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    raise CgroupUnavailableError(
+        f"{procs.parent} counts no OOM kills (memory.events or memory.oom_control "
+        "with an oom_kill line, Linux 4.13 or later)"
+    )
 
 
 def pod_limits() -> None:

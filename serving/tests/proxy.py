@@ -52,14 +52,28 @@ def local_conf(tmp: Path, port: int, app_port: int) -> str:
 
 
 @contextmanager
-def running_proxy(tmp: Path, port: int, app_port: int) -> Iterator[subprocess.Popen]:
-    """nginx with the pod's config on 127.0.0.1:`port`, proxying to `app_port`."""
+def running_proxy(
+    tmp: Path, port: int, app_port: int, cgroup_procs: Path | None = None
+) -> Iterator[subprocess.Popen]:
+    """nginx with the pod's config on 127.0.0.1:`port`, proxying to `app_port`.
+
+    With `cgroup_procs`, nginx joins that cgroup before it starts, so its
+    workers are in it too.
+    """
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "nginx.conf"
     conf.write_text(local_conf(tmp, port, app_port))
     log = (tmp / "nginx.log").open("wb")
+
+    def join_cgroup() -> None:
+        if cgroup_procs is not None:
+            cgroup_procs.write_text(str(os.getpid()))
+
     proc = subprocess.Popen(
-        [nginx_path(), "-c", str(conf), "-e", "stderr"], stderr=log, stdout=log
+        [nginx_path(), "-c", str(conf), "-e", "stderr"],
+        stderr=log,
+        stdout=log,
+        preexec_fn=join_cgroup,  # noqa: PLW1509 - writes one file, then execs
     )
     try:
         deadline = time.monotonic() + 10

@@ -11,6 +11,9 @@ not belong in tests on a shared machine).
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
 SECONDS = 3.0
 MAX_RSS_MIB = 400
 MAX_LIVE_MS = 200
+HOG = "b = bytearray(200 * 2**20); b[::4096] = b'x' * (len(b) // 4096)"  # 200 MiB
 
 
 @pytest.fixture
@@ -72,3 +76,21 @@ def test_without_a_memory_controller_the_suite_says_how_to_get_one(
     ):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_process_over_its_cgroup_limit_is_counted_as_killed():
+    if os.geteuid() != 0:
+        pytest.fail("cgroups need root: run the attack suite as root")
+    name = f"mnist-oom-{os.getpid()}"
+    try:
+        with attack_harness.memory_cgroup(name, 32 * 1024 * 1024) as procs:
+            assert attack_harness.oom_kills(procs) == 0
+            hog = subprocess.run(
+                [sys.executable, "-c", HOG],
+                preexec_fn=lambda: procs.write_text(str(os.getpid())),
+                check=False,
+            )
+            assert hog.returncode == -signal.SIGKILL
+            assert attack_harness.oom_kills(procs) == 1
+    except CgroupUnavailableError as exc:
+        pytest.fail(str(exc))

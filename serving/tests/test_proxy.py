@@ -2,11 +2,13 @@
 
 Header floods, half-sent headers, slow bodies and a client holding many
 connections are the proxy's to stop (uvicorn has no limits or timeouts for
-them); each is run here against the very nginx.conf of k8s/base/proxy.
+them); each is run here against the very nginx.conf of k8s/base/proxy, with
+nginx and the app each in a memory cgroup at its container's limit.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -15,24 +17,54 @@ from pathlib import Path
 import httpx
 import pytest
 
+from attack_harness import (
+    CgroupUnavailableError,
+    memory_cgroup,
+    oom_kills,
+    peak_rss_mib,
+    pod_server,
+)
 from conftest import png
 from proxy import running_proxy
-from serve_process import free_port, running_server
+from serve_process import free_port
 
 pytestmark = [pytest.mark.attack, pytest.mark.reliability]
 MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
 ATTACKER = "127.0.0.2"
 HEADER_TIMEOUT = 5  # client_header_timeout and client_body_timeout of nginx.conf
+PROXY_MEMORY = 96 * 1024 * 1024  # the proxy container's limit
+MAX_RSS_MIB = 400  # the app's, as in the attack suite
 
 
 @pytest.fixture(scope="module")
 def pod(tmp_path_factory):
-    """(proxy URL, server) as in the pod: nginx on one port, mnist-serve behind."""
+    """(proxy URL, server) as in the pod: nginx on one port, mnist-serve behind.
+
+    Each in a memory cgroup at its container's limit (k8s/base/deployment.yaml),
+    the app with the pod's file descriptors; after the module, neither may have
+    been killed for memory nor the app have passed MAX_RSS_MIB.
+    """
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the proxy cases cap nginx and mnist-serve with memory cgroups, which "
+            "needs root: run them as root (make test does)"
+        )
     tmp = tmp_path_factory.mktemp("pod")
-    with running_server(tmp, {"MODEL_URI": MODEL}) as server:
-        port = free_port()
-        with running_proxy(tmp / "nginx", port, server.port):
-            yield f"http://127.0.0.1:{port}", server
+    name = f"mnist-proxy-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        with (
+            pod_server(tmp, {"MODEL_URI": MODEL}) as server,
+            memory_cgroup(name, PROXY_MEMORY) as proxy_procs,
+        ):
+            port = free_port()
+            with running_proxy(tmp / "nginx", port, server.port, proxy_procs) as nginx:
+                yield f"http://127.0.0.1:{port}", server
+                assert nginx.poll() is None, "nginx exited during the attacks"
+                assert oom_kills(proxy_procs) == 0, "nginx was killed for memory"
+                assert server.proc.poll() is None, "mnist-serve exited"
+                assert peak_rss_mib(server.proc.pid) < MAX_RSS_MIB
+    except CgroupUnavailableError as exc:
+        pytest.fail(str(exc))
 
 
 def attacker_socket(url: str) -> socket.socket:
