@@ -77,8 +77,8 @@ def thin(ink: np.ndarray) -> np.ndarray:
     active = np.arange(len(image))
     while len(active):
         changed = np.zeros(len(active), dtype=bool)
+        part = image[active]  # a copy: thinned in place, then written back
         for first in (True, False):
-            part = image[active]
             p = _neighbours(np.pad(part, ((0, 0), (1, 1), (1, 1))))
             count = sum(p)
             transitions = sum((a == 0) & (b == 1) for a, b in pairwise([*p, p[0]]))
@@ -95,8 +95,8 @@ def thin(ink: np.ndarray) -> np.ndarray:
                 & side
             )
             part[delete] = 0
-            image[active] = part
             changed |= delete.any(axis=(1, 2))
+        image[active] = part
         active = active[changed]
     return image.astype(bool)
 

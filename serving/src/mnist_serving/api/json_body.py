@@ -1,9 +1,9 @@
 """JSON bodies whose shape costs more to parse than their size says, refused first.
 
 FastAPI parses a JSON body in full before validation can refuse it, and the
-standard library's parser builds every key and item first: 0.5 MB of `{"k1": 1,
-...}` costs about 30 times as much CPU as 0.5 MB of one base64 string. The
-JSON endpoints take an object of a few strings (`{"image": "<base64>"}`), and
+standard library's parser builds every key and item first, so a body of many
+small keys costs far more CPU than one string of the same size. The JSON
+endpoints take an object of a few strings (`{"image": "<base64>"}`), and
 base64 holds neither `,` nor `:`, so a body with more of those separators than
 such an object can hold is refused by counting them, which costs a pass over
 the bytes. This is FastAPI's documented way to change how a route reads its

@@ -1,8 +1,8 @@
 """Worker threads for costly image work, below the event loop's CPU priority.
 
-A large valid image (up to the pixel limit) costs a worker thread tens to
-hundreds of milliseconds of decoding and resizing, during which the GIL is
-released. On a pod's one core, an equal share of the CPU between that thread
+A large valid image (up to the pixel limit) costs a worker thread far more
+decoding and resizing than a small request costs the event loop, and the GIL is
+released meanwhile. On a pod's one core, an equal share of the CPU between that thread
 and the event loop would halve how fast every small request is answered. These
 threads run at a higher nice value (Linux keeps one per thread), so the event
 loop, and the small requests it answers in microseconds, come first; the big
