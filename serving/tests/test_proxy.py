@@ -220,3 +220,53 @@ def test_one_client_gets_only_its_share_of_connections(pod, sample):
         sock.close()
     assert refused == 100 - 64  # limit_conn perclient 64
     assert other.status_code == 200  # another client is unaffected
+
+
+def requests_of(server, status: int) -> float:
+    """How many requests the app itself answered with `status`."""
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("mnist_http_requests_total") and f'status="{status}"' in line
+    )
+
+
+@pytest.mark.parametrize("megabytes", [4, 64], ids=["4-MB", "64-MB"])
+def test_a_body_over_the_limit_gets_413_from_the_proxy(pod, megabytes):
+    """A client that sends a whole oversized body still reads the 413 (httpx
+    sends it all before reading), and the app never sees the request."""
+    url, server = pod
+    before = requests_of(server, 413)
+    body = b"\x89PNG\r\n\x1a\n" + bytes(megabytes * 1024 * 1024)
+    with httpx.Client(timeout=30) as client:
+        response = client.post(
+            f"{url}/predict", content=body, headers={"content-type": "image/png"}
+        )
+    assert response.status_code == 413
+    assert requests_of(server, 413) == before
+
+
+def test_an_announced_huge_body_is_refused_before_it_is_sent(pod):
+    """1 GB announced, 1 MB sent: the 413 comes at once, and the connection is
+    closed once the client has been silent for nginx's lingering timeout (5 s),
+    so the proxy never waits for the other 999 MB."""
+    url, _ = pod
+    sock = attacker_socket(url)
+    sock.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 1000000000\r\n\r\n"
+    )
+    sock.sendall(bytes(1024 * 1024))
+    assert status_of(sock) == 413
+    sock.settimeout(3 * HEADER_TIMEOUT)
+    try:
+        while sock.recv(65536):
+            pass
+        closed = True
+    except ConnectionResetError:
+        closed = True
+    except TimeoutError:
+        closed = False
+    sock.close()
+    assert closed, "nginx kept the connection open after its 413"
