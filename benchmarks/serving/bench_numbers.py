@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import (
@@ -63,6 +62,7 @@ from mnist_mlops.modeling.number_set import (
     number_metrics,
     to_png,
 )
+from mnist_mlops.modeling.serving_view import litert_predictor
 
 OFFICIAL_TEST_ROWS = 10_000
 SEED = 20261213  # conf/base/parameters_training.yml: training.numbers.seed
@@ -87,23 +87,6 @@ def model_file(uri: str) -> Path:
     return sorted(path.glob("*/*.tflite"))[-1]
 
 
-def predictor(model: bytes):
-    """One LiteRT interpreter, resized to each call's batch."""
-    interpreter = Interpreter(model_content=model)
-    entry = interpreter.get_input_details()[0]["index"]
-    output = interpreter.get_output_details()[0]["index"]
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        batch = batch.reshape(-1, 28, 28, 1).astype(np.float32)
-        interpreter.resize_tensor_input(entry, list(batch.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(entry, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(output).copy()
-
-    return predict
-
-
 def readable(seg: Segmentation, digits: list[int], label: str) -> bool:
     """Whether some split of the candidates reads `label`: what a perfect score
     could reach with these cuts, the ceiling of the segmentation's candidates.
@@ -123,7 +106,7 @@ def accuracy(model: bytes, images, labels, count: int, seed: int) -> dict:
     each review band's share of the numbers and the share of those read wrong.
     """
     numbers = compose_numbers(images, labels, count, seed)
-    predict, settings = predictor(model), Settings(model_uri="unused")
+    predict, settings = litert_predictor(model), Settings(model_uri="unused")
     readings, bands, seconds, reachable = [], [], [], []
     for number in numbers:
         data = to_png(number)

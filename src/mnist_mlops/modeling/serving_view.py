@@ -70,6 +70,27 @@ def drift_reference(
     return found.model_dump(mode="json")
 
 
+def litert_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from (N, 28, 28[, 1]) images to the model's (N, 10) probabilities.
+
+    One LiteRT interpreter serves every call, resized to each call's batch, as
+    serving's runtime does; for many calls of varying size, such as one per number.
+    """
+    interpreter = Interpreter(model_content=model_bytes)
+    entry = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        batch = images.reshape(-1, 28, 28, 1).astype(np.float32)
+        interpreter.resize_tensor_input(entry, list(batch.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output).copy()
+
+    return predict
+
+
 @cache
 def _read_number_image() -> tuple[Callable[..., Any], type[Exception]]:
     try:
@@ -95,17 +116,7 @@ def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str 
     None where serving would refuse the image (its 4xx).
     """
     read_number_image, refused = _read_number_image()
-    interpreter = Interpreter(model_content=model_bytes)
-    entry = interpreter.get_input_details()[0]["index"]
-    output = interpreter.get_output_details()[0]["index"]
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        batch = images.reshape(-1, 28, 28, 1).astype(np.float32)
-        interpreter.resize_tensor_input(entry, list(batch.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(entry, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(output).copy()
+    predict = litert_predictor(model_bytes)
 
     def read(image: bytes) -> str | None:
         try:
