@@ -81,6 +81,15 @@ def png_chunk_flood() -> list[Request]:
     return [_raw(data) for _ in range(3)]
 
 
+def png_small_header_flood() -> list[Request]:
+    """A 28x28 header followed by 400,000 empty chunks (4.8 MB): opened in a child."""
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"teXt", b"") * 400_000
+    )
+    return [_raw(data) for _ in range(3)]
+
+
 def jpeg_scan_bomb() -> list[Request]:
     """A 512x512 progressive JPEG whose last scan repeats until the body is ~4 MB."""
     image = Image.new("L", (512, 512), 255)
@@ -152,6 +161,7 @@ ALLOWED: dict[str, set[int]] = {"big_rgba": {200}}
 CASES: dict[str, Callable[[], list[Request]]] = {
     "thin_images": thin_images,
     "png_chunk_flood": png_chunk_flood,
+    "png_small_header_flood": png_small_header_flood,
     "jpeg_scan_bomb": jpeg_scan_bomb,
     "json_key_flood": json_key_flood,
     "nested_json": nested_json,

@@ -82,26 +82,35 @@ def test_large_image_goes_through_the_worker_thread(client_with, sample):
 def test_large_images_are_prepared_on_low_priority_threads(
     client_with, sample, monkeypatch
 ):
+    """A big image is decoded in a child process (tests/test_decode_process.py)
+    and prepared on a worker thread; a small one on the event loop."""
+
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    seen: list[tuple[str, int]] = []
-    prepare = predict.image_to_mnist
+    seen: list[tuple[str, str, int]] = []
 
-    def spy(*args):
-        seen.append((threading.current_thread().name, nice()))
-        return prepare(*args)
+    def spy(name: str, function):
+        def spied(*args):
+            seen.append((name, threading.current_thread().name, nice()))
+            return function(*args)
 
-    monkeypatch.setattr(predict, "image_to_mnist", spy)
+        return spied
+
+    for name, step in (("image_to_mnist", "opened"), ("gray_to_mnist", "decoded")):
+        monkeypatch.setattr(predict, name, spy(step, getattr(predict, name)))
     small = sample["images"][4]
     big = np.asarray(Image.fromarray(small).resize((1200, 1200)))
     with client_with(inline_pixels=10_000) as client:
         for image in (big, small):
             response = client.post("/predict", files=files_for(png(image)))
             assert response.status_code == 200, response.text
-    (worker, worker_nice), (loop, loop_nice) = seen
+            assert response.json()["digit"] == sample["labels"][4]
+    (big_step, worker, worker_nice), (small_step, loop, loop_nice) = seen
+    assert big_step == "decoded"  # by the child; never opened in this process
     assert worker.startswith("mnist-image")
     assert worker_nice == max(nice(), IMAGE_THREAD_NICE)
+    assert small_step == "opened"
     assert not loop.startswith("mnist-image")  # small images stay on the loop
     assert loop_nice == nice()  # whose priority is the process's
 

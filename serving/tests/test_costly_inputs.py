@@ -159,3 +159,45 @@ def test_batch_pixels_in_all_are_capped(client_with):
     detail = response.json()["detail"]
     assert detail.startswith("image 1 (b1.png): the batch's images so far hold")
     assert "above the limit of 20000000" in detail
+
+
+def small_header_flood(megabytes: float) -> bytes:
+    """A 28x28 PNG header followed by empty ancillary chunks and no image data:
+    Pillow reads every chunk while it opens the file, before any pixel check."""
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    count = int(megabytes * 1024 * 1024) // 12
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"teXt", b"") * count
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict-number"])
+def test_png_chunk_flood_behind_a_small_header_is_opened_in_a_child(client, path):
+    response = client.post(
+        path, content=small_header_flood(4.5), headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 400
+    assert "send a complete PNG or JPEG file" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict-number"])
+def test_decoding_past_its_cpu_budget_is_422(client_with, path):
+    limits = {"decode_cpu_seconds": 1, "max_body_bytes": 64 * 1024 * 1024}
+    with client_with(**limits) as client:
+        response = client.post(
+            path,
+            content=small_header_flood(48),  # several seconds of Pillow's time
+            headers={"content-type": "image/png"},
+        )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("image needs more than 1 s of CPU time to decode")
+
+
+def test_batch_images_past_the_cpu_budget_are_422_naming_the_image(client_with):
+    limits = {"decode_cpu_seconds": 1, "max_body_bytes": 64 * 1024 * 1024}
+    files = [("files", ("flood.png", small_header_flood(48), "image/png"))]
+    with client_with(**limits) as client:
+        response = client.post("/predict-batch", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(
+        "image 0 (flood.png): image needs more than 1 s of CPU time"
+    )

@@ -59,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.started = time.monotonic()
     app.state.rate_limiter = RateLimiter(settings)
     app.state.image_workers = workers = ImageWorkers()
+    workers.prepare()
     app.state.batch_limiter = anyio.CapacityLimiter(1)  # one batch interpreter
     holder: ModelHolder = app.state.holder
     holder.shutting_down = False

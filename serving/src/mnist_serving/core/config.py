@@ -181,6 +181,13 @@ class Settings(BaseSettings):
         description="Images up to this many pixels are preprocessed on the event "
         "loop; bigger ones in a worker thread.",
     )
+    decode_cpu_seconds: int = Field(
+        default=2,
+        ge=1,
+        le=60,
+        description="CPU seconds an image above the inline size may take to decode, "
+        "in a child process stopped at this budget (422 above it).",
+    )
 
     # Operations: graceful shutdown and model reloads.
     shutdown_delay_seconds: float = Field(

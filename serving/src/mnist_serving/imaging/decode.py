@@ -12,6 +12,7 @@ import binascii
 import io
 import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -63,13 +64,7 @@ def open_image(
     Pillow refuses images far above its own pixel limit itself
     (DecompressionBombError); that, too, is a 413 naming our limit.
     """
-    if not data:
-        raise InvalidInputError("image is empty; send a PNG or JPEG file")
-    kind = sniff_format(data)
-    if kind == "PNG":
-        _check_png_size(data, max_pixels)
-    else:
-        _check_jpeg_scans(data)
+    kind = check_bytes(data, max_pixels)
     try:
         image = Image.open(io.BytesIO(data), formats=(kind,))
     except Image.DecompressionBombError as exc:
@@ -93,6 +88,22 @@ def open_image(
             "is wide; crop it to the handwriting before sending"
         )
     return image
+
+
+def check_bytes(data: bytes, max_pixels: int) -> str:
+    """The checks that read the bytes, not Pillow: 'PNG' or 'JPEG' if they pass.
+
+    The signature, a PNG's declared pixels, a JPEG's scans: a 4xx at memchr
+    speed, before anything is opened or handed to a child process.
+    """
+    if not data:
+        raise InvalidInputError("image is empty; send a PNG or JPEG file")
+    kind = sniff_format(data)
+    if kind == "PNG":
+        _check_png_size(data, max_pixels)
+    else:
+        _check_jpeg_scans(data)
+    return kind
 
 
 def _check_png_size(data: bytes, max_pixels: int) -> None:
@@ -156,6 +167,22 @@ def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
         raise BadImageError(
             f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
         ) from exc
+
+
+def decode_gray(
+    data: bytes,
+    max_pixels: int,
+    max_aspect: int,
+    work_side: int | Callable[[int, int], int] = WORK_SIDE,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """PNG or JPEG bytes to `to_grayscale`'s array and the image's (width, height).
+
+    What a child process decodes: every check of `open_image` applies.
+    `work_side` is the longer side to reduce to, or a function of the size.
+    """
+    image = open_image(data, max_pixels, max_aspect)
+    side = work_side if isinstance(work_side, int) else work_side(*image.size)
+    return to_grayscale(image, side), image.size
 
 
 def pixels(image: Image.Image, dtype: type) -> np.ndarray:

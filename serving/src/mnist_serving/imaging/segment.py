@@ -73,13 +73,18 @@ class Segmentation:
     strokes_cut: list[int]  # strokes a cut between atoms k and k+1 crosses (0: none)
 
 
-def work_image(image: Image.Image) -> tuple[np.ndarray, float, float]:
-    """Gray pixels reduced below WORK_PIXELS and WORK_WIDTH, and the x, y factors."""
-    width, height = image.size
+def work_side(width: int, height: int) -> int:
+    """The longer side an image of this size is reduced to before NumPy work.
+
+    Below WORK_PIXELS and WORK_WIDTH, by an integer factor as Pillow reduces.
+    """
     factor = max(math.sqrt(width * height / WORK_PIXELS), width / WORK_WIDTH, 1.0)
-    side = math.ceil(max(width, height) / math.ceil(factor))
-    gray = to_grayscale(image, work_side=side)
-    return gray, width / gray.shape[1], height / gray.shape[0]
+    return math.ceil(max(width, height) / math.ceil(factor))
+
+
+def work_image(image: Image.Image) -> np.ndarray:
+    """Gray pixels of the image, reduced to its `work_side`."""
+    return to_grayscale(image, work_side=work_side(*image.size))
 
 
 def label_marks(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -379,7 +384,17 @@ def segment(image: Image.Image, max_digits: int) -> Segmentation:
     InvalidInputError (422) for no ink, noise, a field without digits, or
     clearly more than `max_digits` digits, before any crop is made.
     """
-    gray, x_scale, y_scale = work_image(image)
+    return segment_gray(work_image(image), image.size, max_digits)
+
+
+def segment_gray(
+    gray: np.ndarray, size: tuple[int, int], max_digits: int
+) -> Segmentation:
+    """`segment` of an image decoded elsewhere: its `work_image` and (width, height).
+
+    Boxes are in the pixels of the image of that size.
+    """
+    x_scale, y_scale = size[0] / gray.shape[1], size[1] / gray.shape[0]
     ink = normalize_polarity(gray[None])[0]
     line_ink, factor, top, left = _line_ink(ink)
     labels, count = label_marks(line_ink >= INK_LEVEL)

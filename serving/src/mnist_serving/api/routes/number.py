@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
+from PIL import Image
 
 from mnist_serving.api.deps import PredictContext
 from mnist_serving.api.routes.feedback import record
-from mnist_serving.model.number_reader import NumberReading, read_number_image
+from mnist_serving.core.workers import inline, small
+from mnist_serving.imaging.decode import open_image
+from mnist_serving.imaging.offload import decode_in_child
+from mnist_serving.imaging.segment import MAX_ASPECT, segment, segment_gray, work_side
+from mnist_serving.model.number_reader import NumberReading, read_number
 from mnist_serving.model.predictions import (
     AuditContext,
     number_review,
@@ -16,12 +22,19 @@ from mnist_serving.model.predictions import (
 )
 
 
-def _read(data: bytes, ctx: PredictContext) -> NumberReading:
-    """Decode, segment and classify (one model call); runs in a worker thread."""
-    settings = ctx.settings
-    return read_number_image(
-        data, ctx.model.predict, settings.max_number_digits, settings.max_image_pixels
-    )
+def _read(image: Image.Image, ctx: PredictContext) -> NumberReading:
+    """Decode a small image, segment, classify (one model call); a worker thread."""
+    max_digits = ctx.settings.max_number_digits
+    return read_number(segment(image, max_digits), ctx.model.predict, max_digits)
+
+
+def _read_gray(
+    gray: np.ndarray, size: tuple[int, int], ctx: PredictContext
+) -> NumberReading:
+    """Segment and classify an image decoded in a child process; a worker thread."""
+    max_digits = ctx.settings.max_number_digits
+    seg = segment_gray(gray, size, max_digits)
+    return read_number(seg, ctx.model.predict, max_digits)
 
 
 async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:
@@ -29,9 +42,26 @@ async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:
 
     Segmentation and the batched model call take milliseconds, so they run in
     a worker thread under the batch limiter (the batch interpreter is shared).
+    A large upload is first decoded in a child process within its CPU budget,
+    outside that limiter.
     """
+    settings = ctx.settings
     limiter = ctx.request.app.state.batch_limiter
-    reading = await anyio.to_thread.run_sync(_read, data, ctx, limiter=limiter)
+    if small(data):
+        image = open_image(data, settings.max_image_pixels, max_aspect=MAX_ASPECT)
+        if inline(image, settings):
+            reading = await anyio.to_thread.run_sync(_read, image, ctx, limiter=limiter)
+            return _answer(reading, ctx)
+    workers = ctx.request.app.state.image_workers
+    gray, size = await decode_in_child(workers, data, settings, MAX_ASPECT, work_side)
+    reading = await anyio.to_thread.run_sync(
+        _read_gray, gray, size, ctx, limiter=limiter
+    )
+    return _answer(reading, ctx)
+
+
+def _answer(reading: NumberReading, ctx: PredictContext) -> dict[str, Any]:
+    """The response body of a reading, with its metrics, audit lines and record."""
     request = ctx.request
     audit = AuditContext(
         ctx.request_id, ctx.caller.id, request.url.path, request.state.started

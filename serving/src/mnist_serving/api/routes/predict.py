@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, File, Request, UploadFile
-from PIL import Image
 
 from mnist_serving.api.deps import PredictContext, PredictDep, get_predict_context
 from mnist_serving.api.json_body import BoundedJSONRoute
@@ -26,21 +25,24 @@ from mnist_serving.core.errors import (
     TooLargeError,
     UnsupportedMediaError,
 )
+from mnist_serving.core.workers import inline, small
 from mnist_serving.imaging.decode import (
     IMAGE_TYPES,
+    MAX_ASPECT,
     decode_base64_image,
     open_image,
     to_grayscale,
 )
+from mnist_serving.imaging.offload import decode_in_child
 from mnist_serving.imaging.preprocess import (
     IMAGE_FEATURES,
     BlankImageError,
     batch_to_mnist,
+    gray_to_mnist,
     image_to_mnist,
 )
 from mnist_serving.model.predictions import AuditContext, to_predictions
 
-INLINE_BYTES = 64 * 1024  # larger uploads are decoded off the event loop
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 RAW_IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -78,16 +80,6 @@ async def raw_image(request: Request) -> bytes:
     )
 
 
-def _inline(data: bytes, image: Image.Image, ctx: PredictContext) -> bool:
-    """Small images are decoded on the event loop; the rest in a worker thread.
-
-    Small in bytes as well as pixels: a few pixels can carry megabytes of
-    chunks or scans that cost the decoder time.
-    """
-    pixels = image.width * image.height
-    return len(data) <= INLINE_BYTES and pixels <= ctx.settings.inline_pixels
-
-
 def drift_features(count: int) -> np.ndarray:
     """Room for the drift features the preprocessing finds for `count` images."""
     return np.empty((count, len(IMAGE_FEATURES)))
@@ -96,20 +88,41 @@ def drift_features(count: int) -> np.ndarray:
 async def to_model_input(
     data: bytes, ctx: PredictContext, features: np.ndarray | None = None
 ) -> np.ndarray:
-    """(28, 28) model input of one image; its drift features into `features`."""
-    image = open_image(data, ctx.settings.max_image_pixels)
-    if _inline(data, image, ctx):
-        return image_to_mnist(image, features)
-    return await ctx.request.app.state.image_workers.run(
-        image_to_mnist, image, features
+    """(28, 28) model input of one image; its drift features into `features`.
+
+    A small upload of few pixels is decoded on the event loop; any other in a
+    child process within its CPU budget, waited for on a worker thread.
+    """
+    if small(data):
+        image = open_image(data, ctx.settings.max_image_pixels)
+        if inline(image, ctx.settings):
+            return image_to_mnist(image, features)
+    workers = ctx.request.app.state.image_workers
+    gray, _ = await decode_in_child(workers, data, ctx.settings, MAX_ASPECT)
+    return await workers.run(gray_to_mnist, gray, features)
+
+
+async def to_gray(
+    data: bytes, ctx: PredictContext, counted: int
+) -> tuple[np.ndarray, int]:
+    """Gray pixels of one batch image and its pixel count, decoded as above.
+
+    `counted`: the pixels of the batch's images before this one.
+    """
+    if small(data):
+        image = open_image(data, ctx.settings.max_image_pixels)
+        if inline(image, ctx.settings):
+            return to_grayscale(image), image.width * image.height
+        # Few bytes, many pixels: counted before the costly decode.
+        _check_batch_pixels(
+            counted + image.width * image.height,
+            ctx.settings.max_batch_pixels,
+        )
+    workers = ctx.request.app.state.image_workers
+    gray, (width, height) = await decode_in_child(
+        workers, data, ctx.settings, MAX_ASPECT
     )
-
-
-async def to_gray(data: bytes, image: Image.Image, ctx: PredictContext) -> np.ndarray:
-    """Decoded gray pixels of one batch image."""
-    if _inline(data, image, ctx):
-        return to_grayscale(image)
-    return await ctx.request.app.state.image_workers.run(to_grayscale, image)
+    return gray, width * height
 
 
 async def classify(
@@ -214,11 +227,10 @@ async def predict_batch(
     grays, pixels = [], 0
     for index, upload in enumerate(files):
         try:
-            data = await upload.read()
-            image = open_image(data, ctx.settings.max_image_pixels)
-            pixels += image.width * image.height
+            gray, count = await to_gray(await upload.read(), ctx, pixels)
+            pixels += count
             _check_batch_pixels(pixels, ctx.settings.max_batch_pixels)
-            grays.append(await to_gray(data, image, ctx))
+            grays.append(gray)
         except ServingError as exc:
             raise _image_error(exc, index, upload) from exc
     features = drift_features(len(grays))
