@@ -126,13 +126,19 @@ def _check_jpeg_scans(data: bytes) -> None:
     bound; a few MB of tiny scans cost seconds. FF DA cannot occur inside
     entropy-coded data (an FF there is followed by 00 or a restart marker), so
     counting it bounds the scans; an embedded thumbnail adds a few at most.
+    The count stops at one past the bound: a bomb is refused after its first
+    few KB, not after reading all of its megabytes.
     """
-    scans = data.count(b"\xff\xda")
-    if scans > MAX_JPEG_SCANS:
-        raise InvalidInputError(
-            f"JPEG has {scans} scans, more than {MAX_JPEG_SCANS}; save it as a "
-            "baseline JPEG or as PNG"
-        )
+    scans, start = 0, 0
+    while scans <= MAX_JPEG_SCANS:
+        start = data.find(b"\xff\xda", start) + 2
+        if start == 1:  # not found
+            return
+        scans += 1
+    raise InvalidInputError(
+        f"JPEG has more than {MAX_JPEG_SCANS} scans (start-of-scan markers); save "
+        "it as a baseline JPEG or as PNG"
+    )
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:
