@@ -210,7 +210,13 @@ def serve(control: socket.socket) -> None:
         if not message or not fds:  # the server has gone
             return
         (cpu_seconds,) = _BUDGET.unpack(message)
-        if os.fork() == 0:
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no process to spare: this job fails, not the helper
+            log.error("the image decoding helper cannot fork a child: %s", exc)
+            os.close(fds[0])
+            continue
+        if pid == 0:
             code = 0
             try:
                 control.close()
