@@ -9,7 +9,8 @@ from typing import Any, Literal
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
+
+from mnist_mlops.modeling.serving_view import litert_predictor
 
 Quantization = Literal["none", "dynamic_range"]
 
@@ -40,10 +41,4 @@ def export_litert(model: keras.Model, quantization: Quantization = "none") -> by
 
 def litert_predict(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
     """Class probabilities from the LiteRT model, all images in one invocation."""
-    interpreter = Interpreter(model_content=model_bytes)
-    entry = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(entry["index"], list(images.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(entry["index"], images.astype(np.float32, copy=False))
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+    return litert_predictor(model_bytes)(images)

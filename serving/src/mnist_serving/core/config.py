@@ -178,8 +178,8 @@ class Settings(BaseSettings):
     inline_pixels: int = Field(
         default=262_144,
         ge=784,
-        description="Images up to this many pixels are preprocessed on the event "
-        "loop; bigger ones in a worker thread.",
+        description="Uploads of at most 64 KiB and this many pixels are decoded on "
+        "the event loop; the rest in a child process within DECODE_CPU_SECONDS.",
     )
     decode_cpu_seconds: int = Field(
         default=2,
