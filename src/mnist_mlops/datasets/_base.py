@@ -20,11 +20,16 @@ from kedro.io.core import (
 T = TypeVar("T")
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
+def atomic_write(
+    path: str, write: Callable[[str], None], *, exclusive: bool = False
+) -> None:
     """Call `write(tmp)` on a temporary sibling of `path`, then rename it into place.
 
     The rename is atomic on POSIX: readers see the old file or the whole new one,
     and a process killed mid-write leaves only a hidden `.tmp-*` file behind.
+    With `exclusive`, the file is hard-linked into place instead, which raises
+    FileExistsError if `path` exists: a create-if-absent that no reader can see
+    half-written (fsspec's local `mode="create"` checks, then writes).
     """
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
@@ -35,7 +40,10 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
     try:
         write(tmp)
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

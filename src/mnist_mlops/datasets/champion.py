@@ -24,7 +24,8 @@ if that fails.
 
 Two promotions at once (a local run and the scheduled Azure run, say) take
 turns: steps 2-4 run under a lock file, `<root>/promotion.lock`, created only
-if absent (a Blob upload that must not overwrite, `O_EXCL` locally). Under it
+if absent (a Blob upload that must not overwrite; locally a whole file
+hard-linked into place, which fails if the name exists). Under it
 the release checks that the alias still names the champion the challenger was
 scored against, and that no newer version is published (serving loads the
 newest), so the later promotion stops with a PromotionError to re-run it,
@@ -308,9 +309,16 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         finally:
             self._unlock(path, mine)
 
+    def _create(self, path: str, payload: bytes) -> None:
+        """Write `path` whole, only if absent: FileExistsError if it exists."""
+        if self._protocol == "file":
+            atomic_write(path, lambda tmp: _write_bytes(tmp, payload), exclusive=True)
+        else:  # one Put Blob with If-None-Match: *, all or nothing
+            self._fs.pipe_file(path, payload, mode="create")
+
     def _try_lock(self, path: str, mine: bytes) -> bool:
         try:
-            self._fs.pipe_file(path, mine, mode="create")
+            self._create(path, mine)
         except FileExistsError:
             pass
         else:
@@ -318,12 +326,14 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         held: Any = None
         try:
             with self._fs.open(path, "rb") as fh:
-                held = json.load(fh)
-            since = datetime.fromisoformat(held["since"])
+                raw = fh.read()
+            try:
+                held = json.loads(raw)
+                since = datetime.fromisoformat(held["since"])
+            except (ValueError, KeyError, TypeError):  # not ours: age it by its time
+                since = self._fs.modified(path)
         except FileNotFoundError:
             return False  # released meanwhile: try again
-        except (ValueError, KeyError, TypeError):
-            since = datetime.min.replace(tzinfo=UTC)  # unreadable: a broken write
         age = (datetime.now(UTC) - since).total_seconds()
         if age > LOCK_STALE_SECONDS:
             logger.warning(
@@ -332,7 +342,7 @@ class ChampionReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                 held.get("owner") if isinstance(held, dict) else "?",
                 age,
             )
-            self._fs.rm_file(path)
+            self._unlock(path, raw)  # only if still the lock judged stale
         return False
 
     def _unlock(self, path: str, mine: bytes) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -383,6 +384,59 @@ def test_a_held_lock_waits_then_stops_and_a_stale_one_is_taken_over(
     with caplog.at_level(logging.WARNING):
         _promote(_release(tmp_path), model, card_a)
     assert "held by gone:2" in caplog.text
+    assert alias(registry) == "1" and not lock.exists()
+
+
+def test_the_lock_is_held_by_one_promotion_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many takers starting together: never two inside, and all get their turn."""
+    monkeypatch.setattr(champion_module, "LOCK_POLL_SECONDS", 0.01)
+    start = threading.Barrier(8)
+    inside: list[int] = []
+    most = 0
+    guard = threading.Lock()
+
+    def take(n: int) -> None:
+        nonlocal most
+        release = _release(tmp_path)
+        start.wait()
+        with release.lock():
+            with guard:
+                inside.append(n)
+                most = max(most, len(inside))
+            time.sleep(0.02)
+            with guard:
+                inside.remove(n)
+
+    for _ in range(5):
+        threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert most == 1
+    assert not (tmp_path / "champion" / "promotion.lock").exists()
+
+
+def test_an_unreadable_lock_is_aged_by_its_file_time_not_taken_at_once(
+    registry, good, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """An empty or torn lock is one being written: it is stale only when old."""
+    model, card = good
+    card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
+    lock = tmp_path / "champion" / "promotion.lock"
+    lock.parent.mkdir()
+    lock.write_bytes(b"")
+    monkeypatch.setattr(champion_module, "LOCK_WAIT_SECONDS", 1.0)
+    with pytest.raises(PromotionError, match=r"Another promotion holds"):
+        _promote(_release(tmp_path), model, card_a)
+    assert lock.exists() and not (tmp_path / "champion" / "model_card.json").exists()
+    old = time.time() - champion_module.LOCK_STALE_SECONDS - 60
+    os.utime(lock, (old, old))
+    with caplog.at_level(logging.WARNING):
+        _promote(_release(tmp_path), model, card_a)
+    assert "held by ?" in caplog.text
     assert alias(registry) == "1" and not lock.exists()
 
 
