@@ -7,8 +7,11 @@ cgroup with 1024 file descriptors, as the pod does):
 
 For each case it prints the attack's status codes and rate, the server's peak
 RSS, the slowest /health/live answer, and the legitimate client's requests/s
-beside a baseline with no attack on the same server just before (target:
->= 90% of it): the median share over --repeat fresh servers, and each run's.
+beside a baseline with no attack on the same server (target: >= 90% of it):
+the median share over --repeat fresh servers, and each server's. On each
+server, --windows baseline and attack windows alternate (baseline, attack,
+attack, baseline, ...), so that a drift in the machine's speed, which is shared
+and noisy, falls on both alike.
 The server has a CPU of its own and the attacker runs at the lowest priority
 (see attack_harness): in production the clients' CPUs are other machines'.
 
@@ -38,7 +41,7 @@ TESTS = Path(__file__).resolve().parents[2] / "serving" / "tests"
 sys.path.insert(0, str(TESTS))
 
 from attack_cases import CASES, send  # noqa: E402
-from attack_harness import Figures, measure, pod_server  # noqa: E402
+from attack_harness import Attack, Figures, measure, pod_server  # noqa: E402
 from proxy import running_proxy  # noqa: E402
 from serve_process import Server, free_port  # noqa: E402
 
@@ -77,6 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3, help="servers per case")
+    parser.add_argument(
+        "--windows", type=int, default=2, help="baseline/attack pairs per server"
+    )
     parser.add_argument("--case", action="append", choices=sorted(CASES))
     parser.add_argument("--pod", action="store_true", help="through the pod's nginx")
     args = parser.parse_args()
@@ -93,20 +99,54 @@ def main() -> None:
             runs = []
             for _ in range(args.repeat):
                 with target(Path(tmp), env, args.pod) as server:
-                    base = measure(server, None, image, args.seconds, api_key=KEY)
-                    figures = measure(
-                        server,
-                        lambda url, r=requests: send(url, r, KEY),
-                        image,
-                        args.seconds,
-                        api_key=KEY,
+                    runs.append(
+                        alternate(
+                            server,
+                            lambda url, r=requests: send(url, r, KEY),
+                            image,
+                            args.seconds,
+                            args.windows,
+                        )
                     )
-                runs.append((base, figures))
-            report(name, runs, args.seconds)
+            report(name, runs, args.seconds * args.windows)
+
+
+def alternate(
+    server: Server | Proxied,
+    attack: Attack,
+    image: bytes,
+    seconds: float,
+    windows: int,
+) -> tuple[Figures, Figures]:
+    """`windows` baseline and attack windows in the order A B B A A B ..., summed."""
+    base, attacked = [], []
+    for index in range(windows):
+        for attacking in (False, True) if index % 2 == 0 else (True, False):
+            figures = measure(
+                server, attack if attacking else None, image, seconds, api_key=KEY
+            )
+            (attacked if attacking else base).append(figures)
+    return combine(base), combine(attacked)
+
+
+def combine(windows: list[Figures]) -> Figures:
+    """One server's windows as one: counts summed, worst bounds, mean rate."""
+    return Figures(
+        attack=sum((f.attack for f in windows), Counter()),
+        peak_rss_mib=max(f.peak_rss_mib for f in windows),
+        live_max_ms=max(f.live_max_ms for f in windows),
+        live_failures=sum(f.live_failures for f in windows),
+        legit_ok=sum(f.legit_ok for f in windows),
+        legit_failed=[e for f in windows for e in f.legit_failed],
+        legit_rps=statistics.fmean(f.legit_rps for f in windows),
+    )
 
 
 def report(name: str, runs: list[tuple[Figures, Figures]], seconds: float) -> None:
-    """One line per case: the attack, the worst bounds, the median legit share."""
+    """One line per case: the attack, the worst bounds, the median legit share.
+
+    `seconds` is the time each server was attacked.
+    """
     attack = sum((figures.attack for _, figures in runs), Counter())
     statuses = ", ".join(f"{k} x{v}" for k, v in sorted(attack.items()))
     rate = attack.total() / seconds / len(runs)
