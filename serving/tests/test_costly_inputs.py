@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import struct
 import time
 import zlib
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import png
 from mnist_serving.imaging.decode import MAX_ASPECT, MAX_JPEG_SCANS
+from serve_process import running_server
+
+MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
 
 JSON = {"content-type": "application/json"}
 
@@ -202,3 +208,60 @@ def test_batch_images_past_the_cpu_budget_are_422_naming_the_image(client_with):
     assert response.json()["detail"].startswith(
         "image 0 (flood.png): image needs more than 1 s of CPU time"
     )
+
+
+def first_bytes_answer(
+    port: int, path: str, body: bytes, declared: int
+) -> tuple[int, str]:
+    """Send headers declaring `declared` bytes but only `body`: status and detail."""
+    kind = "png" if body.startswith(b"\x89PNG") else "jpeg"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: image/{kind}\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        # The rest of the body is never sent: a timeout here means no answer.
+        answer = sock.makefile("rb")
+        status = int(answer.readline().split()[1])
+        length = 0
+        while (line := answer.readline()) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, json.loads(answer.read(length))["detail"]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict-number"])
+def test_a_body_condemned_by_its_first_bytes_is_refused_before_the_rest(
+    tmp_path, sample, path
+):
+    """The server answers after 128 KiB of a 4.8 MB flood or scan bomb."""
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)
+    flood = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"teXt", b"") * 400_000
+    )
+    image = Image.fromarray(sample["images"][0])
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", progressive=True)
+    jpeg = buffer.getvalue()
+    scan = jpeg[jpeg.rindex(b"\xff\xda") : -2]
+    bomb = jpeg[:-2] + scan * (4_000_000 // len(scan)) + jpeg[-2:]
+    with running_server(tmp_path, {"MODEL_URI": MODEL}) as server:
+        for data, status, detail in (
+            (flood, 413, "25000000 pixels"),
+            (bomb, 422, f"JPEG has more than {MAX_JPEG_SCANS} scans"),
+        ):
+            got = first_bytes_answer(server.port, path, data[:131_072], len(data))
+            assert got[0] == status and detail in got[1], got
+        # A big valid image is read whole, past the first check.
+        big = Image.fromarray(sample["images"][0]).resize((1400, 1400))
+        noisy = np.asarray(big, dtype=np.uint8) | np.random.default_rng(0).integers(
+            0, 8, (1400, 1400), dtype=np.uint8
+        )
+        data = png(Image.fromarray(noisy))
+        assert len(data) > 4 * 65536
+        response = httpx.post(
+            server.url + path, content=data, headers={"content-type": "image/png"}
+        )
+        assert response.status_code == 200, response.text

@@ -29,6 +29,7 @@ from mnist_serving.core.workers import inline, small
 from mnist_serving.imaging.decode import (
     IMAGE_TYPES,
     MAX_ASPECT,
+    check_bytes,
     decode_base64_image,
     open_image,
     to_grayscale,
@@ -64,11 +65,29 @@ router = APIRouter(**_common)  # images: multipart or raw
 json_router = APIRouter(route_class=BoundedJSONRoute, **_common)
 
 
-async def raw_image(request: Request) -> bytes:
-    """The body of an image/png or image/jpeg request; else a 415/422 saying how."""
+# The body's first bytes are checked as soon as they arrive (see `raw_image`).
+EARLY_CHECK_BYTES = 64 * 1024
+
+
+async def raw_image(request: Request, max_pixels: int) -> bytes:
+    """The body of an image/png or image/jpeg request; else a 415/422 saying how.
+
+    Its first EARLY_CHECK_BYTES go through `check_bytes` as they arrive: a PNG
+    whose header declares too many pixels, a JPEG of too many scans or a body of
+    another format is refused then, and uvicorn drops the rest of the body
+    unread instead of queuing and joining megabytes that are refused anyway.
+    """
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind in IMAGE_TYPES:
-        return await request.body()
+        chunks: list[bytes] = []
+        size, checked = 0, False
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if not checked and size >= EARLY_CHECK_BYTES:
+                check_bytes(b"".join(chunks), max_pixels)
+                checked = True
+        return b"".join(chunks)
     if kind == "multipart/form-data":
         raise InvalidInputError(
             "multipart field 'file' with a PNG or JPEG file is required"
@@ -169,7 +188,11 @@ async def predict(
     ] = None,
 ) -> dict[str, Any]:
     """Classify one image: multipart field `file`, or the body as image/png|jpeg."""
-    data = await file.read() if file is not None else await raw_image(ctx.request)
+    data = (
+        await file.read()
+        if file is not None
+        else await raw_image(ctx.request, ctx.settings.max_image_pixels)
+    )
     return await _answer_one(data, ctx)
 
 
@@ -267,7 +290,11 @@ async def predict_number(
     ] = None,
 ) -> dict[str, Any]:
     """Read the digits of one number, left to right, in one model call."""
-    data = await file.read() if file is not None else await raw_image(ctx.request)
+    data = (
+        await file.read()
+        if file is not None
+        else await raw_image(ctx.request, ctx.settings.max_image_pixels)
+    )
     return await answer_number(data, ctx)
 
 
