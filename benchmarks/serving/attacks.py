@@ -18,7 +18,9 @@ The server has a CPU of its own and the attacker runs at the lowest priority
 With --pod, every request goes through the pod's nginx (k8s/base/proxy/
 nginx.conf, Debian's nginx) to a server with the pod's request limits
 (k8s/base/params.env), as the Service's clients reach it; peak RSS is still
-the app's. Without it, clients talk to uvicorn directly, as in the tests.
+the app's. The attacks on connections (header floods, half-sent headers, slow
+bodies: attack_cases.PROXY_CASES) are run only then, nginx being what stops
+them. Without it, clients talk to uvicorn directly, as in the tests.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from PIL import Image
 TESTS = Path(__file__).resolve().parents[2] / "serving" / "tests"
 sys.path.insert(0, str(TESTS))
 
-from attack_cases import CASES, send  # noqa: E402
+from attack_cases import CASES, PROXY_CASES, send  # noqa: E402
 from attack_harness import Attack, Figures, measure, pod_server  # noqa: E402
 from proxy import running_proxy  # noqa: E402
 from serve_process import Server, free_port  # noqa: E402
@@ -76,16 +78,22 @@ def target(workdir: Path, env: dict[str, str], pod: bool) -> Iterator[Server | P
 
 
 def main() -> None:
-    """Every case on fresh servers: a baseline, then the attack, on the same one."""
+    """Every case on fresh servers, baseline and attack windows alternating."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3, help="servers per case")
     parser.add_argument(
         "--windows", type=int, default=2, help="baseline/attack pairs per server"
     )
-    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--case", action="append", choices=sorted(CASES | PROXY_CASES))
     parser.add_argument("--pod", action="store_true", help="through the pod's nginx")
     args = parser.parse_args()
+    names = args.case or sorted(CASES) + (sorted(PROXY_CASES) if args.pod else [])
+    if not args.pod and set(names) & set(PROXY_CASES):
+        parser.error(
+            f"{sorted(set(names) & set(PROXY_CASES))} are the proxy's to stop "
+            "(uvicorn has no header or body timeouts): add --pod"
+        )
     sample = np.load(TESTS / "fixtures" / "mnist_test_sample.npz")
     buffer = io.BytesIO()
     Image.fromarray(sample["images"][0]).save(buffer, "PNG")
@@ -94,21 +102,23 @@ def main() -> None:
     if args.pod:
         env |= POD_LIMITS
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.case or sorted(CASES):
-            requests = CASES[name]()
+        for name in names:
             runs = []
+            attack = attack_of(name)
             for _ in range(args.repeat):
                 with target(Path(tmp), env, args.pod) as server:
                     runs.append(
-                        alternate(
-                            server,
-                            lambda url, r=requests: send(url, r, KEY),
-                            image,
-                            args.seconds,
-                            args.windows,
-                        )
+                        alternate(server, attack, image, args.seconds, args.windows)
                     )
             report(name, runs, args.seconds * args.windows)
+
+
+def attack_of(name: str) -> Attack:
+    """The case as a function of the base URL; requests are built once, here."""
+    if name in PROXY_CASES:
+        return PROXY_CASES[name]
+    requests = CASES[name]()
+    return lambda url: send(url, requests, KEY)
 
 
 def alternate(

@@ -5,16 +5,22 @@ the server is measured); `send` posts them and returns the status codes, a
 connection the server closed counting as 0. Attacks come from 127.0.0.2 with a
 valid API key (a paying client gone rogue), so that per-address limits tell
 them from the legitimate client on 127.0.0.1; only key_guessing has no key.
+
+PROXY_CASES are attacks on the connection itself (header floods, half-sent
+headers, slow bodies), which need no key: the pod's nginx stops them, uvicorn
+has no limits or timeouts for them, so they are run only through the proxy.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import socket
 import struct
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -168,4 +174,72 @@ CASES: dict[str, Callable[[], list[Request]]] = {
     "batch_amplification": batch_amplification,
     "big_rgba": big_rgba,
     "key_guessing": key_guessing,
+}
+
+
+def _connect(url: str) -> socket.socket:
+    port = urlsplit(url).port
+    return socket.create_connection(
+        ("127.0.0.1", port), timeout=30, source_address=(ATTACKER, 0)
+    )
+
+
+def _answer(sock: socket.socket) -> int:
+    """The status the server answered on `sock`, or CLOSED if it only closed."""
+    try:
+        head = sock.recv(64)
+    except (ConnectionResetError, TimeoutError):
+        return CLOSED
+    return int(head.split()[1]) if head.startswith(b"HTTP/") else CLOSED
+
+
+def header_flood(url: str) -> list[int]:
+    """A 20 MiB header to /health/live, then 100,000 headers: no key needed."""
+    statuses = []
+    for headers in (
+        b"X-Big: " + b"a" * (20 * 1024 * 1024) + b"\r\n",
+        b"".join(b"X-%d: a\r\n" % i for i in range(100_000)),
+    ):
+        with _connect(url) as sock:
+            try:
+                sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + headers)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered and closed before the flood was sent
+            statuses.append(_answer(sock))
+    return statuses
+
+
+def _held(url: str, count: int, start: bytes) -> list[int]:
+    """`count` connections that send `start` and wait: what each finally got."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = _connect(url)
+            sock.sendall(start)
+            socks.append(sock)
+        return [_answer(sock) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def half_sent_headers(url: str) -> list[int]:
+    """300 connections that stop in the middle of their headers (slowloris)."""
+    return _held(url, 300, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+
+
+def slow_bodies(url: str) -> list[int]:
+    """50 requests that announce 100,000 bytes of body and send 4 of them."""
+    start = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 100000\r\n\r\n\x89PNG"
+    )
+    return _held(url, 50, start)
+
+
+# Attacks on connections, as functions of the base URL; through the proxy only.
+PROXY_CASES: dict[str, Callable[[str], list[int]]] = {
+    "header_flood": header_flood,
+    "half_sent_headers": half_sent_headers,
+    "slow_bodies": slow_bodies,
 }
