@@ -19,6 +19,7 @@ import socket
 import struct
 import zlib
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -193,16 +194,23 @@ def _answer(sock: socket.socket) -> int:
     return int(head.split()[1]) if head.startswith(b"HTTP/") else CLOSED
 
 
+@cache
+def _flood_requests() -> tuple[bytes, bytes]:
+    """Built once, so that each attack costs the attacker only the sending."""
+    start = b"GET /health/live HTTP/1.1\r\nHost: x\r\n"
+    return (
+        start + b"X-Big: " + b"a" * (20 * 1024 * 1024) + b"\r\n",
+        start + b"".join(b"X-%d: a\r\n" % i for i in range(100_000)),
+    )
+
+
 def header_flood(url: str) -> list[int]:
     """A 20 MiB header to /health/live, then 100,000 headers: no key needed."""
     statuses = []
-    for headers in (
-        b"X-Big: " + b"a" * (20 * 1024 * 1024) + b"\r\n",
-        b"".join(b"X-%d: a\r\n" % i for i in range(100_000)),
-    ):
+    for request in _flood_requests():
         with _connect(url) as sock:
             try:
-                sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + headers)
+                sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # answered and closed before the flood was sent
             statuses.append(_answer(sock))
