@@ -364,15 +364,18 @@ def test_two_promotions_at_once_take_turns_and_the_second_stops(
     assert not (tmp_path / "champion" / "promotion.lock").exists()
 
 
-def test_a_held_lock_waits_then_stops_and_a_stale_one_is_taken_over(
-    registry, good, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+@pytest.mark.parametrize("written", ["whole", "empty"])
+def test_a_held_lock_waits_then_stops_and_a_stale_one_is_taken_over(  # noqa: PLR0913, PLR0917 - fixtures
+    registry, good, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, written
 ) -> None:
+    """Stale by its `since`; an unreadable lock (one being written) by its file time."""
     model, card = good
     card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
     lock = tmp_path / "champion" / "promotion.lock"
     lock.parent.mkdir()
     now = datetime.now(UTC)
-    lock.write_text(json.dumps({"owner": "other:1", "since": now.isoformat()}))
+    held = json.dumps({"owner": "other:1", "since": now.isoformat()}).encode()
+    lock.write_bytes(held if written == "whole" else b"")
     monkeypatch.setattr(champion_module, "LOCK_WAIT_SECONDS", 1.0)
     with pytest.raises(
         PromotionError, match=r"Another promotion holds .*promotion\.lock"
@@ -380,10 +383,13 @@ def test_a_held_lock_waits_then_stops_and_a_stale_one_is_taken_over(
         _promote(_release(tmp_path), model, card_a)
     assert lock.exists() and not (tmp_path / "champion" / "model_card.json").exists()
     stale = now - timedelta(seconds=champion_module.LOCK_STALE_SECONDS + 60)
-    lock.write_text(json.dumps({"owner": "gone:2", "since": stale.isoformat()}))
+    if written == "whole":
+        lock.write_text(json.dumps({"owner": "gone:2", "since": stale.isoformat()}))
+    else:
+        os.utime(lock, (stale.timestamp(), stale.timestamp()))
     with caplog.at_level(logging.WARNING):
         _promote(_release(tmp_path), model, card_a)
-    assert "held by gone:2" in caplog.text
+    assert ("held by gone:2" if written == "whole" else "held by ?") in caplog.text
     assert alias(registry) == "1" and not lock.exists()
 
 
@@ -417,27 +423,6 @@ def test_the_lock_is_held_by_one_promotion_at_a_time(
             thread.join()
     assert most == 1
     assert not (tmp_path / "champion" / "promotion.lock").exists()
-
-
-def test_an_unreadable_lock_is_aged_by_its_file_time_not_taken_at_once(
-    registry, good, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
-) -> None:
-    """An empty or torn lock is one being written: it is stale only when old."""
-    model, card = good
-    card_a = register(registry, model, card, "2026-12-01T10.00.00.000Z")
-    lock = tmp_path / "champion" / "promotion.lock"
-    lock.parent.mkdir()
-    lock.write_bytes(b"")
-    monkeypatch.setattr(champion_module, "LOCK_WAIT_SECONDS", 1.0)
-    with pytest.raises(PromotionError, match=r"Another promotion holds"):
-        _promote(_release(tmp_path), model, card_a)
-    assert lock.exists() and not (tmp_path / "champion" / "model_card.json").exists()
-    old = time.time() - champion_module.LOCK_STALE_SECONDS - 60
-    os.utime(lock, (old, old))
-    with caplog.at_level(logging.WARNING):
-        _promote(_release(tmp_path), model, card_a)
-    assert "held by ?" in caplog.text
-    assert alias(registry) == "1" and not lock.exists()
 
 
 class KeptDataset(MemoryDataset):
