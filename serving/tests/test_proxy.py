@@ -148,6 +148,17 @@ def test_header_floods_are_refused_without_a_key(pod, headers):
     assert rss_mib(server.proc.pid) - rss_before < 5  # the app never saw it
 
 
+def test_a_header_flood_is_cut_not_read_to_its_end(pod):
+    """After the 400, nginx closes: it does not read and drop 64 MiB more."""
+    url, _ = pod
+    with attacker_socket(url) as sock:
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            sock.sendall(
+                b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: "
+                + b"a" * (64 * 1024 * 1024)
+            )
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
