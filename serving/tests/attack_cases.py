@@ -178,14 +178,15 @@ CASES: dict[str, Callable[[], list[Request]]] = {
 }
 
 
-def _connect(url: str) -> socket.socket:
+def attacker_socket(url: str) -> socket.socket:
+    """A connection to `url`'s port from ATTACKER."""
     port = urlsplit(url).port
     return socket.create_connection(
         ("127.0.0.1", port), timeout=30, source_address=(ATTACKER, 0)
     )
 
 
-def _answer(sock: socket.socket) -> int:
+def answer_of(sock: socket.socket) -> int:
     """The status the server answered on `sock`, or CLOSED if it only closed."""
     try:
         head = sock.recv(64)
@@ -208,12 +209,12 @@ def header_flood(url: str) -> list[int]:
     """A 20 MiB header to /health/live, then 100,000 headers: no key needed."""
     statuses = []
     for request in _flood_requests():
-        with _connect(url) as sock:
+        with attacker_socket(url) as sock:
             try:
                 sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # answered and closed before the flood was sent
-            statuses.append(_answer(sock))
+            statuses.append(answer_of(sock))
     return statuses
 
 
@@ -222,13 +223,20 @@ def _held(url: str, count: int, start: bytes) -> list[int]:
     socks = []
     try:
         for _ in range(count):
-            sock = _connect(url)
+            sock = attacker_socket(url)
             sock.sendall(start)
             socks.append(sock)
-        return [_answer(sock) for sock in socks]
+        return [answer_of(sock) for sock in socks]
     finally:
         for sock in socks:
             sock.close()
+
+
+# A request that announces 100,000 bytes of body and sends 4.
+SLOW_BODY = (
+    b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    b"Content-Length: 100000\r\n\r\n\x89PNG"
+)
 
 
 def half_sent_headers(url: str) -> list[int]:
@@ -238,11 +246,7 @@ def half_sent_headers(url: str) -> list[int]:
 
 def slow_bodies(url: str) -> list[int]:
     """50 requests that announce 100,000 bytes of body and send 4 of them."""
-    start = (
-        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-        b"Content-Length: 100000\r\n\r\n\x89PNG"
-    )
-    return _held(url, 50, start)
+    return _held(url, 50, SLOW_BODY)
 
 
 # Attacks on connections, as functions of the base URL; through the proxy only.

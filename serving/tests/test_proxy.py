@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from attack_cases import CLOSED, SLOW_BODY, answer_of, attacker_socket
 from attack_harness import (
     CgroupUnavailableError,
     memory_cgroup,
@@ -30,7 +31,6 @@ from serve_process import free_port
 
 pytestmark = [pytest.mark.attack, pytest.mark.reliability]
 MODEL = str(Path(__file__).parent / "fixtures/model/mnist_cnn.tflite")
-ATTACKER = "127.0.0.2"
 HEADER_TIMEOUT = 5  # client_header_timeout and client_body_timeout of nginx.conf
 PROXY_MEMORY = 96 * 1024 * 1024  # the proxy container's limit
 MAX_RSS_MIB = 400  # the app's, as in the attack suite
@@ -67,23 +67,12 @@ def pod(tmp_path_factory):
         pytest.fail(str(exc))
 
 
-def attacker_socket(url: str) -> socket.socket:
-    port = int(url.rsplit(":", 1)[1])
-    sock = socket.create_connection(
-        ("127.0.0.1", port), timeout=30, source_address=(ATTACKER, 0)
-    )
-    return sock
-
-
 def slow_bodies(url: str, count: int) -> list[socket.socket]:
     """`count` requests that announce 100,000 bytes and send 4 of them."""
     socks = []
     for _ in range(count):
         sock = attacker_socket(url)
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 100000\r\n\r\n\x89PNG"
-        )
+        sock.sendall(SLOW_BODY)
         socks.append(sock)
     return socks
 
@@ -96,15 +85,6 @@ def predict_statuses(url: str, image: bytes, count: int) -> list[int]:
             client.post(f"{url}/predict", content=image, headers=headers).status_code
             for _ in range(count)
         ]
-
-
-def status_of(sock: socket.socket) -> int | None:
-    """The status code nginx answered, or None when it just closed."""
-    try:
-        head = sock.recv(64)
-    except (ConnectionResetError, TimeoutError):
-        return None
-    return int(head.split()[1]) if head.startswith(b"HTTP/") else None
 
 
 def in_flight(server) -> float:
@@ -141,9 +121,9 @@ def test_header_floods_are_refused_without_a_key(pod, headers):
         sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
     except (BrokenPipeError, ConnectionResetError):
         pass  # nginx answered and closed before the flood was sent
-    status = status_of(sock)
+    status = answer_of(sock)
     sock.close()
-    assert status in (400, 414, 431, None)
+    assert status in (400, 414, 431, CLOSED)
     assert time.monotonic() - started < 5
     assert rss_mib(server.proc.pid) - rss_before < 5  # the app never saw it
 
@@ -204,12 +184,12 @@ def test_slow_bodies_never_reach_the_app_and_are_cut(pod, sample):
     time.sleep(HEADER_TIMEOUT + 1.5)
     stop.set()
     watcher.join()
-    statuses = [status_of(sock) for sock in socks]
+    statuses = [answer_of(sock) for sock in socks]
     for sock in socks:
         sock.close()
     assert served == [200] * 20
     assert peak[0] <= 1  # only the legitimate request: slow bodies wait in nginx
-    assert set(statuses) <= {408, None}  # nginx gives up on each after the timeout
+    assert set(statuses) <= {408, CLOSED}  # nginx gives up on each after the timeout
 
 
 def test_one_client_gets_only_its_share_of_connections(pod, sample):
@@ -269,7 +249,7 @@ def test_an_announced_huge_body_is_refused_before_it_is_sent(pod):
         b"Content-Length: 1000000000\r\n\r\n"
     )
     sock.sendall(bytes(1024 * 1024))
-    assert status_of(sock) == 413
+    assert answer_of(sock) == 413
     sock.settimeout(3 * HEADER_TIMEOUT)
     try:
         while sock.recv(65536):

@@ -74,8 +74,9 @@ async def raw_image(request: Request, max_pixels: int) -> bytes:
 
     Its first EARLY_CHECK_BYTES go through `check_bytes` as they arrive: a PNG
     whose header declares too many pixels, a JPEG of too many scans or a body of
-    another format is refused then, and uvicorn drops the rest of the body
-    unread instead of queuing and joining megabytes that are refused anyway.
+    another format is refused then, and uvicorn discards the rest of the body
+    without handing it to the app, instead of the app queuing and joining
+    megabytes that are refused anyway.
     """
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind in IMAGE_TYPES:
