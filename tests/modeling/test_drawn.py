@@ -9,10 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from scipy.ndimage import zoom
 
 from mnist_mlops.errors import MissingDependencyError, ParameterError
 from mnist_mlops.modeling import serving_view
-from mnist_mlops.modeling.drawn import CANVAS, ink_masks, loops, render, thin
+from mnist_mlops.modeling.drawn import (
+    CANVAS,
+    UPSAMPLE,
+    fine_skeletons,
+    ink_masks,
+    loops,
+    render,
+    thin,
+)
 from mnist_mlops.modeling.serving_view import serving_input
 from mnist_mlops.pipelines.data_processing.nodes import normalize, render_drawn_test
 
@@ -45,6 +54,27 @@ def test_binarising_keeps_a_loop_that_faint_ink_almost_fills() -> None:
     solid = np.zeros((1, 28, 28))
     solid[0, 5:23, 12:16] = 0.9  # no loop at any level: the lowest level wins
     np.testing.assert_array_equal(ink_masks(solid)[0], solid[0] > 0.5)
+
+
+def test_a_filled_loop_stays_filled_and_strokes_stay_thin() -> None:
+    rows, cols = np.mgrid[0:28, 0:28]
+    nine = np.zeros((28, 28))
+    nine[(rows - 9) ** 2 + (cols - 14) ** 2 <= 25] = 1.0  # a loop filled with ink
+    nine[9:24, 17:20] = 1.0  # and its tail, a stroke 3 px wide
+    ring = np.zeros((28, 28))
+    distance = np.sqrt((rows - 14) ** 2 + (cols - 14) ** 2)
+    ring[(distance >= 6) & (distance <= 8.5)] = 1.0  # a 0 drawn with a pen
+    digits = np.stack([nine, ring])
+    skeletons = fine_skeletons(digits)
+    plain = thin(ink_masks(zoom(digits, (1, UPSAMPLE, UPSAMPLE), order=1)))
+    inside = (rows - 9) ** 2 + (cols - 14) ** 2 <= 9  # well inside the filled loop
+    head = np.kron(inside, np.ones((UPSAMPLE, UPSAMPLE), dtype=bool))
+    # Thinned alone, the filled loop is a line and the 9 would be redrawn as a 1.
+    assert plain[0][head].mean() < 0.2
+    assert skeletons[0][head].all()
+    tail = skeletons[0][32:46]  # below the loop: the tail is still one thin line
+    assert (tail.sum(axis=1) <= 2).all()
+    np.testing.assert_array_equal(skeletons[1], plain[1])  # a pen's 0 is untouched
 
 
 def test_rendering_is_deterministic_for_a_seed(digits) -> None:
