@@ -3,8 +3,8 @@
 Each digit is thinned to its skeleton (a loop the writer filled in stays
 filled), then redrawn on a 280x280 canvas with a round brush: its own stroke
 width, size, position, slant, rotation and polarity, then a little blur, paper
-noise and JPEG compression for the scanned
-ones. The result is PNG or JPEG bytes, what a client uploads to serving.
+noise and JPEG compression for the scanned ones. The result is PNG or JPEG
+bytes, what a client uploads to serving.
 """
 
 from __future__ import annotations
