@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from kedro.config import OmegaConfigLoader
 from mnist_serving.model.card import ModelCard
 from mnist_serving.model.location import locate_uri
 from mnist_serving.model.runtime import load_model
@@ -37,6 +38,8 @@ from mnist_mlops.pipelines.training.nodes import (
     report_training,
     train_model,
 )
+from mnist_mlops.settings import CONFIG_LOADER_ARGS
+from tests.conftest import ROOT
 
 FAST = {"epochs": 2, "batch_size": 64}
 # A 2-epoch model on 1,500 images is no candidate; these tests check the plumbing.
@@ -71,6 +74,20 @@ def test_seed_architecture() -> None:
     ]
     assert model.output_shape == (None, 10)
     assert model.count_params() == 225_034
+
+
+@pytest.mark.parametrize(
+    ("env", "filters", "params"),
+    [("seed", [32, 64], 225_034), ("local", [24, 48, 96], None)],
+)
+def test_each_configuration_builds_its_own_network(env, filters, params) -> None:
+    # The seed's environment overrides only the keys it names: it must name the
+    # seed's blocks, or it would train the default network under the seed's name.
+    loader = OmegaConfigLoader(str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    model = build_model(ModelParams(**loader["parameters"]["training"]["model"]))
+    convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == filters
+    assert params is None or model.count_params() == params
 
 
 def test_deeper_blocks_are_a_parameter() -> None:
