@@ -20,12 +20,12 @@ from tests.feedback_store import create_store, records
 
 # A 1-epoch model on 2,000 rows is no candidate: these runs check the plumbing,
 # so they open the quality gate (test_failing_quality_gate... keeps it shut).
-# Its near-tied classes are what LiteRT's quantisation may flip, so they accept
-# 90% parity (the training node tests and the full run check it at 99.9%).
 NO_GATE = {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0}
 NO_FLOORS = {"official_test_accuracy": 0, "drawn_test_accuracy": 0}
 SMALL_TRAINING = {
     "epochs": 1,
+    # Its near-tied classes are what LiteRT's quantisation may flip: 90% parity
+    # (the training node tests and every full run check it at 99.9%).
     "min_parity_agreement": 0.9,
     "quality_gate": NO_GATE,
     "numbers": {"count": 20},

@@ -78,11 +78,12 @@ def test_seed_architecture() -> None:
 
 @pytest.mark.parametrize(
     ("env", "filters", "params"),
-    [("seed", [32, 64], 225_034), ("local", [24, 48, 96], None)],
+    [("seed", [32, 64], 225_034), ("base", [24, 48, 96], None)],
 )
 def test_each_configuration_builds_its_own_network(env, filters, params) -> None:
     # The seed's environment overrides only the keys it names: it must name the
     # seed's blocks, or it would train the default network under the seed's name.
+    # "base" alone, so that a developer's git-ignored conf/local cannot interfere.
     loader = OmegaConfigLoader(str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
     model = build_model(ModelParams(**loader["parameters"]["training"]["model"]))
     convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
