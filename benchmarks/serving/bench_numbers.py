@@ -49,6 +49,7 @@ from mnist_serving.core.errors import ServingError
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.preprocess import grays_to_mnist
 from mnist_serving.imaging.segment import MAX_ASPECT, Segmentation, segment
+from mnist_serving.model.card import digit_probabilities
 from mnist_serving.model.number_reader import read_number_image
 from mnist_serving.model.predictions import number_review
 
@@ -123,7 +124,8 @@ def accuracy(model: bytes, images, labels, count: int, seed: int) -> dict:
         readings.append(reading.number)
         bands.append(number_review(confidence, reading.doubts, settings))
         seg = segment(open_image(data, 16_777_216, max_aspect=MAX_ASPECT), 20)
-        digits = predict(grays_to_mnist(seg.crops)).argmax(axis=1).tolist()
+        outputs = predict(grays_to_mnist(seg.crops))
+        digits = digit_probabilities(outputs).argmax(axis=1).tolist()
         reachable.append(readable(seg, digits, number.label))
     figures = number_metrics(numbers, readings)
     figures["read_p50_ms"] = round(float(np.median(seconds)) * 1000, 2)

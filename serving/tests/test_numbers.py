@@ -9,8 +9,14 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg, png
-from mnist_serving.imaging.segment import Atom, _seams, label_marks, strokes_between
-from mnist_serving.model.number_reader import DOUBT_MARGIN, _split_doubts
+from mnist_serving.imaging.segment import (
+    Atom,
+    _seams,
+    label_marks,
+    segment,
+    strokes_between,
+)
+from mnist_serving.model.number_reader import DOUBT_MARGIN, _split_doubts, read_number
 from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
@@ -111,8 +117,10 @@ def test_specks_are_ignored(client, number):
 def test_one_model_call_per_number(client, sample, monkeypatch):
     model = client.app.state.holder.model
     calls = []
-    original = model.predict
-    monkeypatch.setattr(model, "predict", lambda x: calls.append(len(x)) or original(x))
+    original = model.predict_outputs
+    monkeypatch.setattr(
+        model, "predict_outputs", lambda x: calls.append(len(x)) or original(x)
+    )
     number = compose(first_of(sample, "123456789012"), touching_at=4)
     assert read(client, number.image).status_code == 200
     assert len(calls) == 1
@@ -300,3 +308,57 @@ def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):
     x, _, w, _ = response.json()["digits"][-1]["box"]
     assert x + w <= big.shape[1]
     assert x > 0.9 * big.shape[1]  # boxes are in the upload's own pixels
+
+
+def two_bars() -> Image.Image:
+    """Two upright strokes close enough together to be read as one digit too."""
+    ink = np.zeros((60, 40), dtype=np.uint8)
+    ink[10:50, 10:14] = ink[10:50, 20:24] = 255
+    return Image.fromarray(255 - ink)
+
+
+def fixed_outputs(seg, whole: list[float], merged: list[float]):
+    """A model whose outputs depend only on the crop: each bar alone, or both."""
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        assert len(inputs) == len(seg.segments)
+        rows = [merged if e - f > 1 else whole for f, e in seg.segments]
+        return np.array(rows, dtype=np.float32)
+
+    return predict
+
+
+def digit(value: int, p: float, not_a_digit: float | None = None) -> list[float]:
+    """Outputs giving `value` probability p and the rest evenly to other digits."""
+    rest = (1.0 - p) / 9
+    row = [p if d == value else rest for d in range(10)]
+    if not_a_digit is None:
+        return row
+    return [x * (1.0 - not_a_digit) for x in row] + [not_a_digit]
+
+
+def test_the_not_one_digit_output_decides_between_a_merge_and_a_split():
+    seg = segment(two_bars(), 20)
+    assert sorted(seg.segments) == [(0, 1), (0, 2), (1, 2)]
+    # Ten outputs: the merged pair reads 4 with more confidence than each 1.
+    ten = fixed_outputs(seg, digit(1, 0.6), digit(4, 0.999))
+    assert read_number(seg, ten, 20).number == "4"
+    # The same digits, but the model knows the pair is not one digit.
+    eleven = fixed_outputs(seg, digit(1, 0.6, 0.01), digit(4, 0.999, 0.95))
+    reading = read_number(seg, eleven, 20)
+    assert reading.number == "11"
+    # The answer's probabilities are the digits' own, renormalised.
+    np.testing.assert_allclose(reading.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert reading.probabilities[0, 1] == pytest.approx(0.6, abs=1e-6)
+    assert reading.doubts == []
+
+
+def test_a_digit_the_model_finds_not_whole_is_a_doubt():
+    seg = segment(two_bars(), 20)
+    eleven = fixed_outputs(seg, digit(1, 0.9, 0.6), digit(4, 0.9, 0.99))
+    reading = read_number(seg, eleven, 20)
+    assert reading.number == "11"
+    assert reading.doubts == [
+        "digit 1 may be a piece of a digit or several digits",
+        "digit 2 may be a piece of a digit or several digits",
+    ]

@@ -71,6 +71,10 @@ class Segmentation:
     boxes: np.ndarray  # (len(segments), 4) x, y, w, h in the input's pixels
     line_height: float
     strokes_cut: list[int]  # strokes a cut between atoms k and k+1 crosses (0: none)
+    # Where the atoms' pixel grid lies in the work image: row and column of its
+    # top left corner, and the factor it was reduced by (atoms' pixels are
+    # factor x factor work pixels).
+    origin: tuple[int, int, int] = (0, 0, 1)
 
 
 def work_side(width: int, height: int) -> int:
@@ -435,4 +439,5 @@ def segment_gray(
             math.ceil(y1 - y0),
         )
     cut = [strokes_between(a, b) if a.mark == b.mark else 0 for a, b in pairwise(atoms)]
-    return Segmentation(atoms, segments, stack, boxes_out, line, cut)
+    origin = (int(top), int(left), int(factor))
+    return Segmentation(atoms, segments, stack, boxes_out, line, cut, origin)

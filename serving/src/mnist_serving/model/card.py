@@ -4,7 +4,8 @@ The training project builds its card with `ModelCard` and writes
 `model_dump(mode="json")`; serving reads it back with `parse_card`. Both sides
 therefore agree on every field, and a card that either side would not
 understand fails where it is written, not where it is served. This module
-imports pydantic only, so the training project can use it without the server.
+imports pydantic and NumPy only, so the training project can use it without the
+server.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +26,11 @@ from pydantic import (
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+# A model may have one more output after the ten digits: "not one digit", the
+# probability that its input is a fragment of a digit or several digits. The
+# number reader uses it to score candidate crops; every digit answer reads the
+# ten digits' probabilities renormalised (`digit_probabilities`).
+NOT_A_DIGIT = NUM_CLASSES
 MODEL_FILE = "mnist_cnn.tflite"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_EDGES = 100  # buckets per drift feature; each prediction bisects the edges
@@ -143,6 +150,7 @@ class ModelCard(BaseModel):
     input_shape: list[int] = Field(default_factory=lambda: list(INPUT_SHAPE))
     input_dtype: Literal["float32"] = "float32"
     output: str = "float32 [N, 10] softmax probabilities"
+    not_a_digit_output: bool = False  # output [N, 11]: index 10 is "not one digit"
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
     metrics: CardMetrics
     calibration: Calibration | None = None
@@ -170,6 +178,23 @@ class ModelCard(BaseModel):
             msg = f"input_shape must be [28, 28, 1], got {value}"
             raise ValueError(msg)
         return value
+
+
+def output_width(card: ModelCard) -> int:
+    """How many outputs the card's model has: 10 digits, plus "not one digit"."""
+    return NUM_CLASSES + 1 if card.not_a_digit_output else NUM_CLASSES
+
+
+def digit_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """(N, 10) digit probabilities of a model's (N, 10) or (N, 11) outputs.
+
+    With the "not one digit" output, the ten digits' share is renormalised: the
+    softmax of the digits' logits alone, as if the input were surely a digit.
+    """
+    if outputs.shape[-1] == NUM_CLASSES:
+        return outputs
+    digits = outputs[..., :NUM_CLASSES]
+    return digits / np.maximum(digits.sum(axis=-1, keepdims=True), 1e-12)
 
 
 def parse_card(raw: bytes | str, where: str) -> ModelCard:

@@ -8,7 +8,11 @@ penalties for shapes that class rarely has in MNIST (too wide for that digit,
 much shorter than the line, a gap inside), for two neighbouring digits that
 overlap in their columns, and for each cut through a mark (more when the cut
 crosses several strokes, as a cut through one digit's loop does), plus a small
-bonus per digit, since the classifier is confident on merged pairs too. The
+bonus per digit, since a classifier of digits alone is confident on merged
+pairs too. A model with the "not one digit" output (see
+`mnist_serving.model.card.NOT_A_DIGIT`), trained on the crops this reader cuts,
+scores a crop by its top digit's probability times the probability that the
+crop is one whole digit, so that merged pairs and fragments lose. The
 classifier thus decides where touching digits are cut and which broken strokes
 form one digit (segmentation by recognition); the digits' probabilities are
 those of the same call.
@@ -33,6 +37,7 @@ from mnist_serving.imaging.segment import (
     gap_columns,
     segment,
 )
+from mnist_serving.model.card import NOT_A_DIGIT, NUM_CLASSES, digit_probabilities
 
 # Width / height of the ink (pixels at a quarter of the digit's peak or more) of
 # each digit 0-9 in MNIST's 60,000 training digits: mean and standard
@@ -68,6 +73,7 @@ DIGIT_BONUS = 0.2  # each digit read: the classifier is also confident on merges
 PROBABILITY_FLOOR = 1e-6  # log of zero is not a score
 DOUBT_MARGIN = 0.5  # a different reading scoring within this of the best is a doubt
 DOUBT_PENALTY = 1.0  # a chosen digit whose shape penalty exceeds this is a doubt
+DOUBT_NOT_A_DIGIT = 0.5  # ... and one the model finds this likely not one digit
 K_BEST = 3  # splits kept per segment, to find the best one that reads differently
 
 
@@ -161,11 +167,20 @@ def read_number(
 ) -> NumberReading:
     """Classify every candidate crop in one call and pick the best split.
 
-    InvalidInputError (422) when the best split has more than `max_digits`.
+    `predict` returns the model's (N, 10) or (N, 11) outputs (see
+    `mnist_serving.model.card`). InvalidInputError (422) when the best split
+    has more than `max_digits`.
     """
     inputs = grays_to_mnist(seg.crops)
-    probabilities = predict(inputs)
-    top = np.maximum(probabilities.max(axis=1), PROBABILITY_FLOOR)
+    outputs = predict(inputs)
+    probabilities = digit_probabilities(outputs)
+    not_digit = (
+        outputs[:, NOT_A_DIGIT]
+        if outputs.shape[1] > NUM_CLASSES
+        else np.zeros(len(outputs), dtype=outputs.dtype)
+    )
+    whole = probabilities.max(axis=1) * (1.0 - not_digit)
+    top = np.maximum(whole, PROBABILITY_FLOOR)
     digits = probabilities.argmax(axis=1).tolist()
     shapes = np.array(
         [
@@ -184,6 +199,7 @@ def read_number(
     boxes = [seg.boxes[i].tolist() for i in path]
     reading = NumberReading(chosen, boxes, [], inputs[list(path)])
     reading.doubts.extend(_shape_doubts(path, shapes))
+    reading.doubts.extend(_whole_doubts(path, not_digit))
     reading.doubts.extend(_split_doubts(splits, digits))
     return reading
 
@@ -209,6 +225,15 @@ def _shape_doubts(path: tuple[int, ...], shapes: np.ndarray) -> list[str]:
         f"digit {place} has an unusual shape for one digit"
         for place, index in enumerate(path, start=1)
         if shapes[index] > DOUBT_PENALTY
+    ]
+
+
+def _whole_doubts(path: tuple[int, ...], not_digit: np.ndarray) -> list[str]:
+    """Chosen digits the model finds likely a fragment or several digits."""
+    return [
+        f"digit {place} may be a piece of a digit or several digits"
+        for place, index in enumerate(path, start=1)
+        if not_digit[index] > DOUBT_NOT_A_DIGIT
     ]
 
 

@@ -15,9 +15,10 @@ from ai_edge_litert.interpreter import Interpreter
 from mnist_serving.core.errors import ModelLoadError
 from mnist_serving.model.card import (
     INPUT_SHAPE,
-    NUM_CLASSES,
     CardError,
     ModelCard,
+    digit_probabilities,
+    output_width,
     parse_card,
 )
 from mnist_serving.model.location import ModelLocation
@@ -79,13 +80,25 @@ class DigitModel:
                 "(training.export.quantization: dynamic_range or none)"
             )
             raise ModelLoadError(msg)
-        probs = self.predict(np.zeros((1, 28, 28), dtype=np.float32))
-        if probs.shape != (1, NUM_CLASSES):
-            msg = f"model output has shape {probs.shape}, expected (N, 10)"
+        outputs = self.predict_outputs(np.zeros((1, 28, 28), dtype=np.float32))
+        width = output_width(self.card)
+        if outputs.shape != (1, width):
+            msg = (
+                f"model output has shape {outputs.shape}, but its card says (N, "
+                f"{width}) (not_a_digit_output: {self.card.not_a_digit_output}); "
+                "re-export the model and its card together"
+            )
             raise ModelLoadError(msg)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 in [0, 1] -> (N, 10) probabilities, in one call."""
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) digit probabilities, one call."""
+        return digit_probabilities(self.predict_outputs(images))
+
+    def predict_outputs(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) -> the model's own (N, 10) or (N, 11) outputs, in one call.
+
+        The 11th, where the card declares it, is "not one digit" (NOT_A_DIGIT).
+        """
         batch = images.reshape(-1, *INPUT_SHAPE).astype(np.float32, copy=False)
         if len(batch) == 1:
             with self._single_lock:

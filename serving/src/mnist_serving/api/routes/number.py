@@ -25,7 +25,9 @@ from mnist_serving.model.predictions import (
 def _read(image: Image.Image, ctx: PredictContext) -> NumberReading:
     """Decode a small image, segment, classify (one model call); a worker thread."""
     max_digits = ctx.settings.max_number_digits
-    return read_number(segment(image, max_digits), ctx.model.predict, max_digits)
+    return read_number(
+        segment(image, max_digits), ctx.model.predict_outputs, max_digits
+    )
 
 
 def _read_gray(
@@ -34,7 +36,7 @@ def _read_gray(
     """Segment and classify an image decoded in a child process; a worker thread."""
     max_digits = ctx.settings.max_number_digits
     seg = segment_gray(gray, size, max_digits)
-    return read_number(seg, ctx.model.predict, max_digits)
+    return read_number(seg, ctx.model.predict_outputs, max_digits)
 
 
 async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:
