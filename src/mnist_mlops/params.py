@@ -127,6 +127,16 @@ class NumberSetParams(Strict):
     max_digits: int = Field(20, ge=12)  # serving's MAX_NUMBER_DIGITS
 
 
+class NotADigitParams(Strict):
+    """The "not one digit" output, taught on crops the number reader cuts."""
+
+    enabled: bool = False  # false: ten outputs, as the seed's model
+    numbers: int = Field(1500, ge=1)  # numbers of training digits composed and cut
+    examples: int = Field(8000, ge=0)  # crops labelled "not one digit"
+    digit_examples: int = Field(4000, ge=0)  # crops of whole digits, as cut
+    seed: int = 20261202
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -146,6 +156,7 @@ class TrainingParams(Strict):
     review_bands: ReviewBandParams = ReviewBandParams()
     quality_gate: QualityGateParams = QualityGateParams()
     numbers: NumberSetParams = NumberSetParams()
+    not_a_digit: NotADigitParams = NotADigitParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
     feedback_weight: float = Field(1.0, ge=0)

@@ -7,7 +7,10 @@ import keras
 from mnist_mlops.params import ModelParams
 
 INPUT_SHAPE = (28, 28, 1)
-N_CLASSES = 10
+N_CLASSES = 10  # the digits
+# The optional eleventh output: "not one digit" (a fragment, or several digits),
+# serving's `mnist_serving.model.card.NOT_A_DIGIT`.
+NOT_A_DIGIT = N_CLASSES
 
 
 def conv_block(filters: int, cfg: ModelParams) -> list[keras.layers.Layer]:
@@ -28,15 +31,19 @@ def conv_block(filters: int, cfg: ModelParams) -> list[keras.layers.Layer]:
     return [*layers, keras.layers.MaxPooling2D(cfg.pool_size)]
 
 
-def build_model(cfg: ModelParams) -> keras.Model:
-    """Conv blocks -> Flatten -> Dropout -> Dense -> Dropout -> Dense softmax."""
+def build_model(cfg: ModelParams, not_a_digit: bool = False) -> keras.Model:
+    """Conv blocks -> Flatten -> Dropout -> Dense -> Dropout -> Dense softmax.
+
+    The softmax covers the ten digits, and "not one digit" when `not_a_digit`.
+    """
     blocks = [layer for f in cfg.conv_filters for layer in conv_block(f, cfg)]
+    outputs = N_CLASSES + 1 if not_a_digit else N_CLASSES
     head = [
         keras.layers.Flatten(),
         keras.layers.Dropout(cfg.flatten_dropout),
         keras.layers.Dense(cfg.dense_units, activation="relu"),
         keras.layers.Dropout(cfg.dense_dropout),
-        keras.layers.Dense(N_CLASSES, activation="softmax"),
+        keras.layers.Dense(outputs, activation="softmax"),
     ]
     return keras.Sequential(
         [keras.Input(INPUT_SHAPE), *blocks, *head], name="mnist_cnn"

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 import tensorflow as tf
+from mnist_serving.model.card import digit_probabilities
 
 from mnist_mlops.modeling.serving_view import litert_predictor
 
@@ -40,5 +41,9 @@ def export_litert(model: keras.Model, quantization: Quantization = "none") -> by
 
 
 def litert_predict(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    """Class probabilities from the LiteRT model, all images in one invocation."""
-    return litert_predictor(model_bytes)(images)
+    """(N, 10) digit probabilities from the LiteRT model, in one invocation.
+
+    As serving answers a digit: with a "not one digit" output, the ten digits'
+    probabilities renormalised.
+    """
+    return digit_probabilities(litert_predictor(model_bytes)(images))

@@ -46,6 +46,16 @@ def compose_number(
     digits: np.ndarray, touching_at: int | None, rng: np.random.Generator
 ) -> np.ndarray:
     """Lay (k, 28, 28) uint8 digits side by side; pair `touching_at` touches."""
+    return compose_number_owned(digits, touching_at, rng)[0]
+
+
+def compose_number_owned(
+    digits: np.ndarray, touching_at: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`compose_number`, and which digit (its index, -1: none) owns each pixel.
+
+    Where two digits' ink overlaps, the pixel belongs to the brighter one.
+    """
     parts = [_scaled(d, rng.uniform(*SCALES)) for d in digits]
     slope = rng.uniform(-SLOPE, SLOPE)
     lefts, x = [], MARGIN
@@ -59,10 +69,13 @@ def compose_number(
     shift = MARGIN - min(tops)
     height = max(t + shift + p.shape[0] for t, p in zip(tops, parts, strict=True))
     canvas = np.zeros((height + MARGIN, width + MARGIN), dtype=np.uint8)
-    for left, top, part in zip(lefts, tops, parts, strict=True):
-        window = canvas[top + shift : top + shift + part.shape[0], left:]
-        np.maximum(window[:, : part.shape[1]], part, out=window[:, : part.shape[1]])
-    return canvas
+    owners = np.full(canvas.shape, -1, dtype=np.int32)
+    for index, (left, top, part) in enumerate(zip(lefts, tops, parts, strict=True)):
+        rows = slice(top + shift, top + shift + part.shape[0])
+        columns = slice(left, left + part.shape[1])
+        owners[rows, columns][part > canvas[rows, columns]] = index
+        np.maximum(canvas[rows, columns], part, out=canvas[rows, columns])
+    return canvas, owners
 
 
 def compose_numbers(

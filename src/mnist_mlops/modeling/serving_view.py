@@ -125,3 +125,38 @@ def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str 
             return None
 
     return read
+
+
+@cache
+def _segmenter() -> tuple[Callable[..., Any], Callable[..., Any], type[Exception]]:
+    _preprocess()  # the same import, with the same advice when it is missing
+    from mnist_serving.core.errors import ServingError  # noqa: PLC0415
+    from mnist_serving.imaging.preprocess import grays_to_mnist  # noqa: PLC0415
+    from mnist_serving.imaging.segment import segment_gray  # noqa: PLC0415
+
+    return segment_gray, grays_to_mnist, ServingError
+
+
+def segment_number(
+    number: np.ndarray, max_digits: int = 20
+) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    """Serving's candidate crops of a (H, W) uint8 white-on-black number image.
+
+    The image is segmented as POST /predict-number segments it, written dark on
+    white. Returns the `Segmentation` (None where serving would refuse the
+    image) and a function from candidate indices to those crops' (n, 28, 28)
+    model inputs, prepared as serving prepares them.
+    """
+    segment_gray, grays_to_mnist, refused = _segmenter()
+    gray = 255.0 - number.astype(np.float32)
+    try:
+        seg = segment_gray(gray, (number.shape[1], number.shape[0]), max_digits)
+    except refused:
+        return None, lambda _: np.zeros((0, 28, 28), np.float32)
+
+    def crops(indices: np.ndarray) -> np.ndarray:
+        if len(indices) == 0:
+            return np.zeros((0, 28, 28), np.float32)
+        return grays_to_mnist(seg.crops[indices])
+
+    return seg, crops

@@ -20,10 +20,11 @@ from mnist_serving.model.runtime import load_model
 from pydantic import ValidationError
 
 from mnist_mlops.errors import ParameterError, ParityError, QualityGateError
-from mnist_mlops.modeling.cnn import build_model
+from mnist_mlops.modeling.cnn import NOT_A_DIGIT, build_model
 from mnist_mlops.modeling.litert import litert_predict
 from mnist_mlops.modeling.loop import with_feedback
-from mnist_mlops.params import ModelParams
+from mnist_mlops.modeling.serving_view import litert_predictor
+from mnist_mlops.params import ModelParams, TrainingParams
 from mnist_mlops.pipelines.data_processing.nodes import normalize
 from mnist_mlops.pipelines.training.nodes import (
     build_model_card,
@@ -34,6 +35,7 @@ from mnist_mlops.pipelines.training.nodes import (
     evaluate_model,
     export_model,
     fit_calibration,
+    make_segment_examples,
     quality_gate,
     report_training,
     train_model,
@@ -77,17 +79,22 @@ def test_seed_architecture() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "filters", "params"),
-    [("seed", [32, 64], 225_034), ("base", [24, 48, 96], None)],
+    ("env", "filters", "outputs", "params"),
+    [("seed", [32, 64], 10, 225_034), ("base", [24, 48, 96], 11, None)],
 )
-def test_each_configuration_builds_its_own_network(env, filters, params) -> None:
+def test_each_configuration_builds_its_own_network(
+    env, filters, outputs, params
+) -> None:
     # The seed's environment overrides only the keys it names: it must name the
-    # seed's blocks, or it would train the default network under the seed's name.
-    # "base" alone, so that a developer's git-ignored conf/local cannot interfere.
+    # seed's blocks and its ten outputs, or it would train the default network
+    # under the seed's name. "base" alone, so that a developer's git-ignored
+    # conf/local cannot interfere.
     loader = OmegaConfigLoader(str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    model = build_model(ModelParams(**loader["parameters"]["training"]["model"]))
+    cfg = TrainingParams(**loader["parameters"]["training"])
+    model = build_model(cfg.model, not_a_digit=cfg.not_a_digit.enabled)
     convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == filters
+    assert model.output_shape == (None, outputs)
     assert params is None or model.count_params() == params
 
 
@@ -237,6 +244,54 @@ def test_evaluate_export_parity_and_card(trained, arrays, tmp_path) -> None:
         check_parity(
             model_bytes, np.roll(probs, 1, axis=1), arrays["x_test"], *official, {}
         )
+
+
+@pytest.mark.slow
+def test_the_not_a_digit_output_is_trained_exported_and_served(
+    arrays, tmp_path
+) -> None:
+    crops = {"numbers": 60, "examples": 150, "digit_examples": 90}
+    off = {**FAST, "epochs": 1}
+    empty_x, empty_y = make_segment_examples(arrays["x_train"], arrays["y_train"], off)
+    assert empty_x.shape == (0, 28, 28, 1) and empty_y.shape == (0,)
+
+    params = {**off, "not_a_digit": {"enabled": True, **crops}}
+    params["export"] = {"quantization": "none"}
+    x_crops, y_crops = make_segment_examples(
+        arrays["x_train"], arrays["y_train"], params
+    )
+    assert (y_crops == NOT_A_DIGIT).sum() == 150
+    assert len(y_crops) == 240
+    model, _ = train_model(
+        arrays["x_train"], arrays["y_train"], params, None, None, x_crops, y_crops
+    )
+    assert model.output_shape == (None, 11)
+
+    # Every digit figure is the ten digits' renormalised share, in Keras and LiteRT.
+    calibration = fit_calibration(model, arrays["x_train"], arrays["y_train"], params)
+    data = (arrays["x_test"], arrays["y_test"], arrays["x_off"], arrays["y_off"])
+    metrics, _, probs = evaluate_model(model, *data, calibration, params)
+    assert probs.shape == (200, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    model_bytes = export_model(model, params, calibration)
+    outputs = litert_predictor(model_bytes)(arrays["x_test"])
+    assert outputs.shape == (200, 11)
+    assert outputs[:, NOT_A_DIGIT].max() > 0.0
+    litert_probs = litert_predict(model_bytes, arrays["x_test"])
+    np.testing.assert_allclose(litert_probs, probs, atol=1e-4)
+    official = (arrays["x_off"], arrays["y_off"])
+    parity = check_parity(model_bytes, probs, arrays["x_test"], *official, params)
+    assert parity["argmax_agreement"] >= 0.999
+
+    dataset = {"name": "mnist_full", "rows": 2000, "sha256": "0" * 64}
+    drawn, _ = evaluate_drawn(model, *official, calibration, params)
+    metrics, _ = collect_metrics(metrics, drawn, params)
+    card = build_model_card(
+        model_bytes, metrics, parity, dataset, RUN_INFO, params, calibration
+    )
+    assert card["not_a_digit_output"] is True
+    assert card["output"].startswith("float32 [N, 11]")
+    assert_serving_loads(model_bytes, card, arrays["x_test"], litert_probs, tmp_path)
 
 
 def assert_serving_loads(model_bytes, card, images, expected, folder) -> None:

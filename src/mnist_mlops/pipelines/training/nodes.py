@@ -25,6 +25,7 @@ from mnist_mlops.modeling.calibration import (
     probabilities,
     review_bands,
 )
+from mnist_mlops.modeling.cnn import NOT_A_DIGIT
 from mnist_mlops.modeling.litert import export_litert, litert_predict
 from mnist_mlops.modeling.loop import History, train, validation_split
 from mnist_mlops.modeling.number_set import compose_numbers, number_metrics, to_png
@@ -33,6 +34,7 @@ from mnist_mlops.modeling.plots import (
     drawn_examples_figure,
     training_curves,
 )
+from mnist_mlops.modeling.segment_examples import segment_examples
 from mnist_mlops.modeling.serving_view import drift_reference, number_reader
 from mnist_mlops.params import TrainingParams, parse
 
@@ -45,17 +47,20 @@ N_CLASSES = 10
 # On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
 # TF_CONFIG set on each; elsewhere the decorator changes nothing.
 @distributed_job(Framework.TensorFlow, num_nodes="params:training.distributed.workers")
-def train_model(
+def train_model(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     x_train: np.ndarray,
     y_train: np.ndarray,
     params: dict[str, Any],
     x_feedback: np.ndarray | None = None,
     y_feedback: np.ndarray | None = None,
+    x_segments: np.ndarray | None = None,
+    y_segments: np.ndarray | None = None,
 ) -> tuple[keras.Model, History]:
     """Train the CNN; one worker trains in-process, N under MultiWorkerMirrored.
 
     Labelled feedback (empty arrays when there is none) joins the training rows
-    with the loss weight `feedback_weight`.
+    with the loss weight `feedback_weight`; with `not_a_digit.enabled`, so do
+    the number reader's labelled crops (`make_segment_examples`).
     """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
     strategy = (
@@ -70,7 +75,41 @@ def train_model(
             len(x_feedback),
             cfg.feedback_weight,
         )
-    return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback)
+    segments = None if x_segments is None else (x_segments, y_segments)
+    return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback, segments)
+
+
+def make_segment_examples(
+    x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crops the number reader cuts from numbers of training digits, labelled.
+
+    Whole digits keep their label, fragments and merged digits are "not one
+    digit" (see `mnist_mlops.modeling.segment_examples`). Only the rows that
+    training fits are used, never its validation slice. Empty arrays when
+    `not_a_digit.enabled` is false.
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    own = cfg.not_a_digit
+    if not own.enabled:
+        return np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64)
+    x_fit, y_fit, _, _ = validation_split(x_train, y_train, cfg.validation_fraction)
+    x, y = segment_examples(
+        x_fit,
+        y_fit,
+        numbers=own.numbers,
+        examples=own.examples,
+        digit_examples=own.digit_examples,
+        seed=own.seed,
+    )
+    logger.info(
+        "Number reader's crops for training: %d not one digit, %d whole digits, "
+        "from %d composed numbers.",
+        int((y == NOT_A_DIGIT).sum()),
+        int((y != NOT_A_DIGIT).sum()),
+        own.numbers,
+    )
+    return x, y
 
 
 def report_training(history: History) -> tuple[Figure, dict[str, list[dict]]]:
@@ -434,7 +473,13 @@ def build_model_card(  # noqa: PLR0913, PLR0917 - a node's inputs are its datase
         model_sha256=hashlib.sha256(model_bytes).hexdigest(),
         model_bytes=len(model_bytes),
         quantization=cfg.export.quantization,
-        output="float32 [N, 10] softmax probabilities (calibrated, see calibration)",
+        output=(
+            "float32 [N, 11] softmax probabilities (calibrated, see calibration): "
+            "the digits 0-9, then 'not one digit'"
+            if cfg.not_a_digit.enabled
+            else "float32 [N, 10] softmax probabilities (calibrated, see calibration)"
+        ),
+        not_a_digit_output=cfg.not_a_digit.enabled,
         metrics=CardMetrics(**{k: metrics[k] for k in CARD_METRICS if k in metrics}),
         calibration=Calibration(
             method=calibration["method"],

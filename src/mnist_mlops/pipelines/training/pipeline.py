@@ -12,6 +12,7 @@ from .nodes import (
     evaluate_numbers,
     export_model,
     fit_calibration,
+    make_segment_examples,
     quality_gate,
     report_training,
     train_model,
@@ -26,6 +27,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                make_segment_examples,
+                ["x_train", "y_train", "params:training"],
+                ["x_segments", "y_segments"],
+                name="make_segment_examples_node",
+            ),
+            Node(
                 train_model,
                 [
                     "x_train",
@@ -33,6 +40,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:training",
                     "x_feedback_train",
                     "y_feedback_train",
+                    "x_segments",
+                    "y_segments",
                 ],
                 ["keras_model", "training_history"],
                 name="train_model_node",

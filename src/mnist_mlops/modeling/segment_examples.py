@@ -1,0 +1,118 @@
+"""Training examples of what the number reader cuts: whole digits and "not one digit".
+
+A classifier of digits alone is as sure of half a digit, or of two touching
+digits squeezed into one box, as of a real digit, so the number reader cannot
+tell a good split from a bad one by its confidence. These examples teach the
+model an eleventh output, "not one digit" (`NOT_A_DIGIT`): numbers are composed
+from training digits, serving's own segmenter cuts them into its candidate
+crops, and each crop is labelled by whose ink it holds. A crop that is one
+digit, nearly whole and nearly alone, is an example of that digit; a crop that
+is mostly a piece of a digit or holds much of two is "not one digit"; crops in
+between are left out rather than taught either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cnn import NOT_A_DIGIT
+from .number_set import compose_number_owned
+from .serving_view import segment_number
+
+MIN_DIGITS, MAX_DIGITS = 2, 7  # digits of each composed number
+TOUCHING_SHARE = 0.5  # numbers with one touching pair: they make the merges
+WHOLE = 0.85  # a digit: this share of the crop's ink is one digit's, and the
+# crop holds this share of that digit's ink
+PIECE_SHARE = 0.7  # not one digit: the main digit has less of the crop's ink
+PIECE_COVER = 0.6  # ... or the crop holds less of the main digit's ink
+OVERSAMPLE = 3
+
+
+def label_candidates(
+    atoms_owned: np.ndarray, segments: list[tuple[int, int]], digits: np.ndarray
+) -> np.ndarray:
+    """The label of each candidate segment: a digit, NOT_A_DIGIT, or -1 (left out).
+
+    `atoms_owned` is (atoms, k): each atom's ink mass owned by each of the k
+    composed digits; a segment is the run of atoms [first, end).
+    """
+    totals = atoms_owned.sum(axis=0)
+    labels = np.full(len(segments), -1, dtype=np.int64)
+    for index, (first, end) in enumerate(segments):
+        owned = atoms_owned[first:end].sum(axis=0)
+        main = int(owned.argmax())
+        share = owned[main] / max(float(owned.sum()), 1e-9)
+        cover = owned[main] / max(float(totals[main]), 1e-9)
+        if share >= WHOLE and cover >= WHOLE:
+            labels[index] = digits[main]
+        elif share < PIECE_SHARE or cover < PIECE_COVER:
+            labels[index] = NOT_A_DIGIT
+    return labels
+
+
+def _atoms_owned(seg, canvas: np.ndarray, owners: np.ndarray, k: int) -> np.ndarray:
+    """(atoms, k) ink mass of each composed digit in each atom of `seg`."""
+    top, left, _ = seg.origin
+    owned = np.zeros((len(seg.atoms), k), dtype=np.float64)
+    for index, atom in enumerate(seg.atoms):
+        rows, cols = np.nonzero(atom.mask)
+        rows, cols = rows + top + atom.top, cols + left + atom.left
+        who = owners[rows, cols]
+        mass = canvas[rows, cols].astype(np.float64)
+        owned[index] = np.bincount(who[who >= 0], mass[who >= 0], minlength=k)
+    return owned
+
+
+def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    numbers: int,
+    examples: int,
+    digit_examples: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of `numbers` composed numbers as the reader sees them, labelled.
+
+    `images` (N, 28, 28[, 1]) in [0, 1] and their labels are training digits.
+    Returns (examples + digit_examples, 28, 28, 1) float32 inputs, prepared by
+    serving's preprocessing, and their labels: `examples` of NOT_A_DIGIT and
+    `digit_examples` of whole digits (fewer if the numbers hold fewer). The
+    same arguments give the same examples.
+    """
+    rng = np.random.default_rng(seed)
+    digits = np.rint(images.reshape(-1, 28, 28) * 255).astype(np.uint8)
+    # Up to OVERSAMPLE times a number's share from each (short numbers have few
+    # candidates), then the requested counts are drawn from all of them.
+    per_number = {
+        True: OVERSAMPLE * -(-examples // max(numbers, 1)),
+        False: OVERSAMPLE * -(-digit_examples // max(numbers, 1)),
+    }
+    inputs, found = [], []
+    for _ in range(numbers):
+        size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
+        picks = rng.choice(len(digits), size=size, replace=False)
+        touching = rng.random() < TOUCHING_SHARE
+        at = int(rng.integers(0, size - 1)) if touching else None
+        canvas, owners = compose_number_owned(digits[picks], at, rng)
+        seg, crops = segment_number(canvas)
+        if seg is None or seg.origin[2] != 1:
+            continue  # refused, or reduced: its pixels no longer match the owners
+        owned = _atoms_owned(seg, canvas, owners, size)
+        kinds = label_candidates(owned, seg.segments, labels[picks])
+        whole = (kinds >= 0) & (kinds < NOT_A_DIGIT)
+        for negative in (True, False):
+            pool = np.flatnonzero(kinds == NOT_A_DIGIT if negative else whole)
+            chosen = rng.permutation(pool)[: per_number[negative]]
+            inputs.append(crops(chosen))
+            found.append(kinds[chosen])
+    x = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
+    y = np.concatenate(found) if found else np.zeros(0, np.int64)
+    keep = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(y == NOT_A_DIGIT))[:examples],
+            rng.permutation(np.flatnonzero(y != NOT_A_DIGIT))[:digit_examples],
+        ]
+    )
+    keep.sort()
+    return x[keep, ..., np.newaxis].astype(np.float32), y[keep]
