@@ -162,8 +162,10 @@ def test_killed_and_interrupted_runs_keep_the_good_run_and_resume(
     stopped = "RunInterrupted: The run stopped on SIGINT during node 'train_model_node'"
     assert stopped in flat
     assert "You can resume the pipeline run from the nearest nodes" in flat
+    # Training's inputs include the reader's crops, kept in memory, so the
+    # nearest node to resume from is the one that makes them.
     (resume,) = re.findall(r'--from-nodes "([^"]+)"', interrupted)
-    assert resume == "train_model_node"
+    assert resume == "make_segment_examples_node"
 
     log = project / "resumed.log"
     resumed = finish(
