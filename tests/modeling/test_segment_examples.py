@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mnist_serving.model.card import NOT_A_DIGIT as SERVING_NOT_A_DIGIT
+from mnist_serving.model.card import NOT_A_DIGIT
 
-from mnist_mlops.modeling.cnn import NOT_A_DIGIT
 from mnist_mlops.modeling.number_set import compose_number, compose_number_owned
 from mnist_mlops.modeling.segment_examples import (
     _atoms_owned,
@@ -21,10 +20,6 @@ from mnist_mlops.pipelines.data_processing.nodes import normalize
 @pytest.fixture(scope="module")
 def digits(sample_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return normalize(sample_table.head(300))
-
-
-def test_serving_and_training_agree_on_the_extra_output() -> None:
-    assert NOT_A_DIGIT == SERVING_NOT_A_DIGIT == 10
 
 
 def test_a_whole_digit_keeps_its_label_pieces_and_pairs_do_not() -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from mnist_mlops.params import ModelParams
+# The model contract (serving's card): the input, and the ten digits' outputs,
+# which an optional "not one digit" output (`card.NOT_A_DIGIT`) may follow.
+from mnist_serving.model.card import INPUT_SHAPE
+from mnist_serving.model.card import NUM_CLASSES as N_CLASSES
 
-INPUT_SHAPE = (28, 28, 1)
-N_CLASSES = 10  # the digits
-# The optional eleventh output: "not one digit" (a fragment, or several digits),
-# serving's `mnist_serving.model.card.NOT_A_DIGIT`.
-NOT_A_DIGIT = N_CLASSES
+from mnist_mlops.params import ModelParams
 
 
 def conv_block(filters: int, cfg: ModelParams) -> list[keras.layers.Layer]:

@@ -14,8 +14,8 @@ between are left out rather than taught either way.
 from __future__ import annotations
 
 import numpy as np
+from mnist_serving.model.card import NOT_A_DIGIT
 
-from .cnn import NOT_A_DIGIT
 from .number_set import compose_number_owned
 from .serving_view import segment_number
 

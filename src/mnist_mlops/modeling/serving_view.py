@@ -71,10 +71,12 @@ def drift_reference(
 
 
 def litert_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from (N, 28, 28[, 1]) images to the model's (N, 10) probabilities.
+    """A function from (N, 28, 28[, 1]) images to the model's own outputs.
 
-    One LiteRT interpreter serves every call, resized to each call's batch, as
-    serving's runtime does; for many calls of varying size, such as one per number.
+    (N, 10) digit probabilities, or (N, 11) with "not one digit" (see
+    `mnist_serving.model.card`), as the number reader takes them. One LiteRT
+    interpreter serves every call, resized to each call's batch, as serving's
+    runtime does; for many calls of varying size, such as one per number.
     """
     interpreter = Interpreter(model_content=model_bytes)
     entry = interpreter.get_input_details()[0]["index"]

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from kedro.config import OmegaConfigLoader
-from mnist_serving.model.card import ModelCard
+from mnist_serving.model.card import NOT_A_DIGIT, ModelCard
 from mnist_serving.model.location import locate_uri
 from mnist_serving.model.runtime import load_model
 from pydantic import ValidationError
 
 from mnist_mlops.errors import ParameterError, ParityError, QualityGateError
-from mnist_mlops.modeling.cnn import NOT_A_DIGIT, build_model
+from mnist_mlops.modeling.cnn import build_model
 from mnist_mlops.modeling.litert import litert_predict
 from mnist_mlops.modeling.loop import with_feedback
 from mnist_mlops.modeling.serving_view import litert_predictor

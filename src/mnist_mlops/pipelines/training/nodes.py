@@ -12,7 +12,13 @@ import tensorflow as tf
 from kedro_azureml.distributed import distributed_job
 from kedro_azureml.distributed.config import Framework
 from matplotlib.figure import Figure
-from mnist_serving.model.card import MODEL_FILE, Calibration, CardMetrics, ModelCard
+from mnist_serving.model.card import (
+    MODEL_FILE,
+    NOT_A_DIGIT,
+    Calibration,
+    CardMetrics,
+    ModelCard,
+)
 from sklearn.metrics import confusion_matrix
 
 from mnist_mlops.errors import ParityError, QualityGateError
@@ -25,7 +31,7 @@ from mnist_mlops.modeling.calibration import (
     probabilities,
     review_bands,
 )
-from mnist_mlops.modeling.cnn import NOT_A_DIGIT
+from mnist_mlops.modeling.cnn import N_CLASSES
 from mnist_mlops.modeling.litert import export_litert, litert_predict
 from mnist_mlops.modeling.loop import History, train, validation_split
 from mnist_mlops.modeling.number_set import compose_numbers, number_metrics, to_png
@@ -41,7 +47,6 @@ from mnist_mlops.params import TrainingParams, parse
 logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "parameters_training.yml"
-N_CLASSES = 10
 
 
 # On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
