@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg, png
+from mnist_serving.imaging import segment as segment_module
 from mnist_serving.imaging.segment import (
     Atom,
     _seams,
@@ -89,6 +90,43 @@ def test_touching_digits_are_cut_apart(client, sample):
     _, count = label_marks(number.image[:, columns] > 64)
     assert count <= 3  # the 0 and the 5 really touch
     assert read(client, number.image).json()["number"] == "3051"
+
+
+@pytest.mark.parametrize("case", [("317", 0, 1), ("514", 3, 0)])
+def test_a_touching_pair_narrower_than_a_digit_is_cut_too(
+    client, sample, monkeypatch, case
+):
+    digits, skip, at = case  # which sample digits, and the touching pair
+    # A 1 touching its neighbour makes a mark narrower than the line is tall,
+    # which gets no seams (see CUT_WIDTH); its valley is cut instead.
+    number = compose(first_of(sample, digits, skip), gap=7, touching_at=at)
+    assert read(client, number.image).json()["number"] == digits
+    with monkeypatch.context() as patch:
+        patch.setattr(segment_module, "VALLEY", -1.0)  # no narrow mark is cut
+        assert read(client, number.image).json()["number"] != digits
+
+
+def test_a_narrow_mark_is_cut_only_at_a_deep_valley_and_its_halves_stay_apart():
+    ink = np.zeros((60, 120), dtype=np.uint8)
+    ink[10:50, 10:14] = ink[10:50, 26:30] = 255  # two ones ...
+    ink[46:50, 14:26] = 255  # ... touching at their feet
+    ink[10:14, 34:64] = 255  # a 7 close by: its bar and stem share every column
+    for row in range(14, 50):
+        column = 62 - (row - 14) * 28 // 36
+        ink[row, column - 2 : column + 2] = 255
+    rows, cols = np.indices(ink.shape)
+    radius = np.hypot(rows - 29.5, cols - 81.5)
+    ink[(radius > 9) & (radius < 12)] = 255  # a 0: its valley crosses two strokes
+    ink[10:50, 100:104] = 255  # and a 1 apart
+    seg = segment(Image.fromarray(255 - ink), 20)
+    halves = [a for a in seg.atoms if a.half]
+    assert [(a.left, a.right) for a in halves] == [(0, 10), (10, 20)]  # ink columns
+    assert [a.half for a in seg.atoms] == [True, True, False, False, False]
+    # Each half alone, the pair whole, the pair with the 7; never one half
+    # with the 7.
+    assert (0, 1) in seg.segments and (1, 2) in seg.segments
+    assert (0, 2) in seg.segments and (0, 3) in seg.segments
+    assert (1, 3) not in seg.segments
 
 
 def broken(digit: np.ndarray, row: int) -> np.ndarray:
