@@ -17,7 +17,8 @@ Prints, for the model at --model-uri (default: serving's small fixture model):
     the candidate crops would read right (the most a better score could reach
     with the same cuts: below it, the cuts are what fails); and for each
     review band the share of numbers routed to it and the share of those read
-    wrong;
+    wrong; with --touching-digit D, the same on numbers of 3-5 digits whose
+    touching pair holds D (1: a narrow digit against its neighbour);
   * POST /predict-number of one 6-digit number (raw PNG body) on a real
     mnist-serve with one uvicorn worker on 127.0.0.1: p50 at 1 client and
     numbers/s at 32 connections (wrk), with errors.
@@ -58,6 +59,7 @@ from mnist_mlops.datasets.packaged_mnist import (
     read_packaged_mnist,
 )
 from mnist_mlops.modeling.number_set import (
+    ComposedNumber,
     compose_number,
     compose_numbers,
     number_metrics,
@@ -102,11 +104,31 @@ def readable(seg: Segmentation, digits: list[int], label: str) -> bool:
     return len(seg.atoms) in ends
 
 
-def accuracy(model: bytes, images, labels, count: int, seed: int) -> dict:
+def touching_numbers(
+    images: np.ndarray, labels: np.ndarray, count: int, seed: int, digit: int
+) -> list[ComposedNumber]:
+    """`count` numbers of 3-5 digits, each with one touching pair holding `digit`
+    (on either side): the pairs the composed set has too few of to measure.
+    """
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(labels == digit)
+    numbers = []
+    for _ in range(count):
+        size = int(rng.integers(3, 6))
+        picks = rng.choice(len(images), size=size, replace=False)
+        at = int(rng.integers(0, size - 1))
+        picks[at + int(rng.integers(0, 2))] = rng.choice(pool)
+        image = compose_number(images[picks], at, rng)
+        label = "".join(str(int(d)) for d in labels[picks])
+        numbers.append(ComposedNumber(image, label, True))
+    return numbers
+
+
+def accuracy(model: bytes, numbers: list[ComposedNumber]) -> dict:
     """The composed set's figures, as the training pipeline computes them, plus
     each review band's share of the numbers and the share of those read wrong.
     """
-    numbers = compose_numbers(images, labels, count, seed)
+    count = len(numbers)
     predict, settings = litert_predictor(model), Settings(model_uri="unused")
     readings, bands, seconds, reachable = [], [], [], []
     for number in numbers:
@@ -172,12 +194,25 @@ def main() -> None:
         f"test, {TUNING_SEED} for train); another seed on train checks that "
         "what was tuned holds on numbers the tuning never saw",
     )
+    parser.add_argument(
+        "--touching-digit",
+        type=int,
+        choices=range(10),
+        help="instead, numbers of 3-5 digits whose touching pair holds this "
+        "digit (1: a narrow digit against its neighbour); stops after the accuracy",
+    )
     args = parser.parse_args()
     images, labels = official_digits(args.digits)
     model = model_file(args.model_uri).read_bytes()
     seed = SEED if args.digits == "test" else TUNING_SEED
     seed = seed if args.seed is None else args.seed
-    figures = accuracy(model, images, labels, args.count, seed)
+    if args.touching_digit is None:
+        numbers = compose_numbers(images, labels, args.count, seed)
+    else:
+        numbers = touching_numbers(
+            images, labels, args.count, seed, args.touching_digit
+        )
+    figures = accuracy(model, numbers)
     print(f"model: {model_file(args.model_uri)}; {args.digits} digits, seed {seed}")
     print(
         f"composed numbers: {figures['number_test_samples']} "
@@ -198,7 +233,7 @@ def main() -> None:
     for band in ("auto_approved", "secondary_verification", "manual_review"):
         share, wrong = figures[band]
         print(f"  review {band}: {share:.1%} of the numbers, {wrong:.1%} of them wrong")
-    if args.digits == "train":
+    if args.digits == "train" or args.touching_digit is not None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
