@@ -4,7 +4,8 @@ The image is reduced by Pillow to a bounded size, its ink found with the
 single-digit path's own polarity step, and the ink split into connected
 components (8-connected runs joined in NumPy). Ruled lines and specks are
 dropped relative to the line height; wide components get candidate cuts along
-the paths of least ink. What comes out is a list of *atoms* in reading order
+the paths of least ink, and narrower ones that look like two touching digits
+one straight cut. What comes out is a list of *atoms* in reading order
 and every candidate *segment* (a run of up to MAX_ATOMS neighbouring atoms) as
 an ink crop. Which segmentation is right is left to the classifier
 (`mnist_serving.model.number_reader`): the crops are all classified in one call.
@@ -310,8 +311,9 @@ def _halves(own: np.ndarray, line: float) -> list[np.ndarray]:
     return [left, right]
 
 
-def _pieces(own: np.ndarray, line: float, cuts: list[int]) -> list[np.ndarray]:
-    """A mark's pixels split along the seam of each candidate cut column."""
+def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
+    """A wide mark's pixels split along the seam of each candidate cut."""
+    cuts = _cuts(own.sum(axis=0), line)
     if not cuts:
         return [own]
     band = max(1, round(CUT_STEP * line))
@@ -340,7 +342,7 @@ def _atoms(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, line: float)
         own = labels[top:bottom, left:right] == mark + 1
         narrow = NARROW_WIDTH * line < right - left <= CUT_WIDTH * line
         if right - left > CUT_WIDTH * line:
-            pieces = _pieces(own, line, _cuts(own.sum(axis=0), line))
+            pieces = _pieces(own, line)
         elif narrow:
             pieces = _halves(own, line)
         else:
