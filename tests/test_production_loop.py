@@ -46,7 +46,7 @@ OPEN = (
     "data_processing.split.official_test_rows=300,"
     "training.quality_gate.min_official_test_accuracy=0,"
     "training.quality_gate.min_drawn_test_accuracy=0,"
-    "training.min_parity_agreement=0.9,training.numbers.count=20,"
+    "training.min_parity_agreement=0.9,training.numbers.count=20,training.numbers.drawn_count=10,"
     "promotion.floors.official_test_accuracy=0,"
     "promotion.floors.drawn_test_accuracy=0,"
     "promotion.min_feedback_holdout=20,"

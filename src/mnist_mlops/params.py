@@ -124,6 +124,8 @@ class NumberSetParams(Strict):
 
     count: int = Field(1000, ge=0)  # numbers composed; 0 skips the evaluation
     seed: int = 20261213
+    drawn_count: int = Field(0, ge=0)  # the same, written by drawn-digit writers
+    drawn_seed: int = 20261214
     max_digits: int = Field(20, ge=12)  # serving's MAX_NUMBER_DIGITS
 
 

@@ -24,7 +24,7 @@ SMALL_RUN = {
     "training": {
         "epochs": 1,
         "export": {"quantization": "none"},
-        "numbers": {"count": 20},
+        "numbers": {"count": 20, "drawn_count": 10},
         "quality_gate": {"min_official_test_accuracy": 0, "min_drawn_test_accuracy": 0},
     },
 }

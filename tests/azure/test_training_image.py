@@ -32,7 +32,7 @@ SMOKE = (
     "training.export.quantization=none,"  # as tests/azure/conftest.py's SMALL_RUN
     "training.quality_gate.min_official_test_accuracy=0,"
     "training.quality_gate.min_drawn_test_accuracy=0,"
-    "training.numbers.count=20"
+    "training.numbers.count=20,training.numbers.drawn_count=10"
 )
 
 

@@ -28,7 +28,7 @@ SMALL_TRAINING = {
     # (the training node tests and every full run check it at 99.9%).
     "min_parity_agreement": 0.9,
     "quality_gate": NO_GATE,
-    "numbers": {"count": 20},
+    "numbers": {"count": 20, "drawn_count": 10},
 }
 SMALL_RUN = {
     "data_processing": {"split": {"official_test_rows": 300}},
@@ -149,7 +149,13 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert card["metrics"]["drawn_test_accuracy"] == metrics["drawn_test_accuracy"]
     assert card["metrics"]["review_bands"] == metrics["review_bands"]
     assert metrics["number_test_samples"] == 20
-    for key in ("number_test_exact", "number_test_digit_accuracy"):
+    assert metrics["number_drawn_samples"] == 10
+    for key in (
+        "number_test_exact",
+        "number_test_digit_accuracy",
+        "number_drawn_exact",
+        "number_drawn_digit_accuracy",
+    ):
         assert card["metrics"][key] == metrics[key]
     assert card["calibration"]["baked_into_model"] is True
     assert card["drift_reference"]["size"] > 0

@@ -4,15 +4,28 @@ Each number has 2 to 12 digits taken from the given images, each digit scaled,
 placed on a slanted, jittered baseline and spaced by a random gap; about a
 quarter of the numbers have one pair pushed together until their ink touches
 or overlaps. The result is white ink on black, as MNIST, in uint8.
+
+`compose_drawn_numbers` writes the same kind of numbers with the drawn-digit
+rendering (`mnist_mlops.modeling.drawn`): one writer's pen, slant and rotation
+per number, then blur, polarity, paper noise and JPEG, as an upload.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
+
+from mnist_mlops.modeling.drawn import (
+    MNIST_BOX,
+    Style,
+    draw_skeleton,
+    fine_skeletons,
+    finish,
+    random_style,
+)
 
 MIN_DIGITS, MAX_DIGITS = 2, 12
 SCALES = (0.8, 1.25)  # each digit's size relative to MNIST's
@@ -23,6 +36,8 @@ JITTER = 2  # pixels each digit moves up or down off the baseline
 MARGIN = 4
 TOUCHING_SHARE = 0.25
 INK = 30  # pixel value from which a column counts as ink when spacing digits
+DRAWN_REDUCTION = 7  # a drawn digit is drawn this many times MNIST's size
+DRAWN_SCALE = 4  # a drawn number is finished at this many times MNIST's scale
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,9 @@ def _scaled(digit: np.ndarray, scale: float) -> np.ndarray:
 def compose_number(
     digits: np.ndarray, touching_at: int | None, rng: np.random.Generator
 ) -> np.ndarray:
-    """Lay (k, 28, 28) uint8 digits side by side; pair `touching_at` touches."""
+    """Lay (k, H, W) uint8 digits (MNIST's 20-px box in H) side by side; pair
+    `touching_at` touches.
+    """
     return compose_number_owned(digits, touching_at, rng)[0]
 
 
@@ -98,6 +115,58 @@ def compose_numbers(
     return numbers
 
 
+def drawn_digits(
+    images: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, Style]:
+    """(k, 40, 40) uint8 digits, each redrawn from its skeleton by one writer,
+    and the writer's style (for `finish`).
+
+    The writer's pen, pressure, slant and rotation come from one `random_style`.
+    Each digit is drawn centred, DRAWN_REDUCTION times MNIST's 20-px box with
+    the pen scaled alike (small enough that no digit must shrink to fit the
+    canvas), then box-reduced: digits of one number keep one size, as one
+    writer's do, and `compose_number` lays them out as MNIST's own.
+    """
+    writer = random_style(rng)
+    height = MNIST_BOX * DRAWN_REDUCTION
+    style = replace(
+        writer,
+        height=height,
+        width=writer.width * height / writer.height,
+        position=(0.5, 0.5),
+    )
+    skeletons = fine_skeletons(images.astype(np.float32) / 255.0)
+    drawn = [draw_skeleton(s, style).reduce(DRAWN_REDUCTION) for s in skeletons]
+    return np.stack([np.asarray(d, dtype=np.uint8) for d in drawn]), writer
+
+
+def compose_drawn_numbers(
+    images: np.ndarray, labels: np.ndarray, count: int, seed: int
+) -> list[tuple[ComposedNumber, bytes]]:
+    """`compose_numbers`, each written by one drawn-digit writer: the number and
+    the PNG or JPEG bytes a client would upload (either polarity, blurred, and
+    for scans, paper noise and JPEG). The same images, count and seed give the
+    same numbers.
+    """
+    rng = np.random.default_rng(seed)
+    numbers = []
+    for _ in range(count):
+        size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
+        picks = rng.choice(len(images), size=size, replace=len(images) < size)
+        touching = rng.random() < TOUCHING_SHARE
+        at = int(rng.integers(0, size - 1)) if touching else None
+        digits, writer = drawn_digits(images[picks], rng)
+        image = compose_number(digits, at, rng)
+        label = "".join(str(int(d)) for d in labels[picks])
+        large = Image.fromarray(image).resize(
+            (image.shape[1] * DRAWN_SCALE, image.shape[0] * DRAWN_SCALE),
+            Image.Resampling.BILINEAR,
+        )
+        number = ComposedNumber(image, label, touching)
+        numbers.append((number, finish(large, writer, rng)))
+    return numbers
+
+
 def to_png(number: ComposedNumber) -> bytes:
     """PNG bytes of the number as written on paper: dark ink on white."""
     buffer = io.BytesIO()
@@ -119,9 +188,12 @@ def _distance(a: str, b: str) -> int:
 
 
 def number_metrics(
-    numbers: list[ComposedNumber], readings: list[str | None]
+    numbers: list[ComposedNumber],
+    readings: list[str | None],
+    prefix: str = "number_test",
 ) -> dict[str, float | int]:
-    """Exact rate overall and on touching numbers, and digit accuracy.
+    """Exact rate overall and on touching numbers, and digit accuracy, named
+    `<prefix>_exact` and so on.
 
     Digit accuracy is one minus the edit distance per true digit, so a digit
     missed or split in two counts as an error; a refused number (None) counts
@@ -135,10 +207,10 @@ def number_metrics(
         for n, r in zip(numbers, readings, strict=True)
     )
     return {
-        "number_test_exact": float(np.mean(exact)),
-        "number_test_touching_exact": float(np.mean(touching)) if touching else 0.0,
-        "number_test_digit_accuracy": 1.0 - errors / digits,
-        "number_test_samples": len(numbers),
-        "number_test_touching_samples": len(touching),
-        "number_test_refused": sum(r is None for r in readings),
+        f"{prefix}_exact": float(np.mean(exact)),
+        f"{prefix}_touching_exact": float(np.mean(touching)) if touching else 0.0,
+        f"{prefix}_digit_accuracy": 1.0 - errors / digits,
+        f"{prefix}_samples": len(numbers),
+        f"{prefix}_touching_samples": len(touching),
+        f"{prefix}_refused": sum(r is None for r in readings),
     }

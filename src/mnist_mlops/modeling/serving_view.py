@@ -111,7 +111,7 @@ def _read_number_image() -> tuple[Callable[..., Any], type[Exception]]:
 
 
 def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str | None]:
-    """A function from PNG bytes of a number to the digits serving reads in it.
+    """A function from PNG or JPEG bytes of a number to the digits serving reads.
 
     It reads exactly as POST /predict-number does (decode, segment, one batched
     call of the LiteRT model per number), with one interpreter for all numbers.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mnist_serving.model.card import CardMetrics
+from PIL import Image
 
 from mnist_mlops.errors import ParameterError
 from mnist_mlops.modeling.number_set import (
     ComposedNumber,
+    compose_drawn_numbers,
     compose_numbers,
     number_metrics,
 )
@@ -48,6 +51,24 @@ def test_numbers_are_deterministic_and_varied(digits) -> None:
     assert 0.15 < share < 0.35
     heights = {n.image.shape[0] for n in first}
     assert len(heights) > 5  # sizes and baselines vary
+
+
+def test_drawn_numbers_are_written_like_uploads(digits) -> None:
+    images, labels = digits
+    first = compose_drawn_numbers(images, labels, 30, seed=5)
+    again = compose_drawn_numbers(images, labels, 30, seed=5)
+    assert [d for _, d in first] == [d for _, d in again]  # deterministic
+    formats, dark_ink = set(), []
+    for number, data in first:
+        image = Image.open(io.BytesIO(data))
+        formats.add(image.format)  # canvas PNGs and scanned JPEGs
+        gray = np.asarray(image.convert("L"), dtype=np.float32)
+        dark_ink.append(np.median(gray) > 128)  # the paper is the bulk
+        assert image.width == number.image.shape[1] * 4  # the layout, enlarged
+        assert 2 <= len(number.label) <= 12
+    assert formats == {"PNG", "JPEG"}
+    assert any(dark_ink) and not all(dark_ink)  # both polarities
+    assert any(n.touching for n, _ in first)
 
 
 def test_touching_pairs_really_touch(digits) -> None:
@@ -92,6 +113,19 @@ def test_node_reads_numbers_as_serving_does(digits, model_bytes) -> None:
     assert "number_test_exact" in scalars
     card = CardMetrics(test_accuracy=0.9, official_test_accuracy=0.9, **metrics)
     assert card.model_dump()["number_test_digit_accuracy"] > 0
+
+
+def test_node_reads_drawn_numbers_too(digits, model_bytes) -> None:
+    images, labels = digits
+    x_official = (images / 255.0).astype(np.float32)[..., None]
+    params = {"numbers": {"count": 10, "seed": 3, "drawn_count": 30}}
+    metrics = evaluate_numbers(model_bytes, x_official, labels, params)
+    assert metrics["number_test_samples"] == 10
+    assert metrics["number_drawn_samples"] == 30
+    assert metrics["number_drawn_refused"] == 0
+    assert metrics["number_drawn_digit_accuracy"] >= 0.8
+    card = CardMetrics(test_accuracy=0.9, official_test_accuracy=0.9, **metrics)
+    assert card.model_dump()["number_drawn_exact"] == metrics["number_drawn_exact"]
 
 
 def test_count_zero_skips_and_bad_count_names_the_key(digits, model_bytes) -> None:

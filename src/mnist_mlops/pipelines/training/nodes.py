@@ -34,7 +34,12 @@ from mnist_mlops.modeling.calibration import (
 from mnist_mlops.modeling.cnn import N_CLASSES
 from mnist_mlops.modeling.litert import export_litert, litert_predict
 from mnist_mlops.modeling.loop import History, train, validation_split
-from mnist_mlops.modeling.number_set import compose_numbers, number_metrics, to_png
+from mnist_mlops.modeling.number_set import (
+    compose_drawn_numbers,
+    compose_numbers,
+    number_metrics,
+    to_png,
+)
 from mnist_mlops.modeling.plots import (
     confusion_matrix_figure,
     drawn_examples_figure,
@@ -260,7 +265,9 @@ def evaluate_numbers(
     y_official: np.ndarray,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Read composed numbers of official test digits as POST /predict-number does.
+    """Read composed numbers of official test digits as POST /predict-number does:
+    MNIST's own strokes (`number_test_*`) and, when `drawn_count` is set, the
+    same kind of numbers written by drawn-digit writers (`number_drawn_*`).
 
     The exported LiteRT model is what serving runs, so the figures are those a
     caller of the service would see on these numbers.
@@ -272,12 +279,21 @@ def evaluate_numbers(
     numbers = compose_numbers(digits, y_official, cfg.count, cfg.seed)
     read = number_reader(model_bytes, cfg.max_digits)
     metrics = number_metrics(numbers, [read(to_png(n)) for n in numbers])
-    logger.info(
-        "Composed numbers read exactly: %.4f (touching pairs %.4f), digits %.4f.",
-        metrics["number_test_exact"],
-        metrics["number_test_touching_exact"],
-        metrics["number_test_digit_accuracy"],
-    )
+    if cfg.drawn_count:
+        drawn = compose_drawn_numbers(
+            digits, y_official, cfg.drawn_count, cfg.drawn_seed
+        )
+        readings = [read(data) for _, data in drawn]
+        metrics |= number_metrics([n for n, _ in drawn], readings, "number_drawn")
+    for prefix in ("number_test", "number_drawn")[: 1 + bool(cfg.drawn_count)]:
+        logger.info(
+            "Composed numbers (%s) read exactly: %.4f (touching pairs %.4f), "
+            "digits %.4f.",
+            prefix,
+            metrics[f"{prefix}_exact"],
+            metrics[f"{prefix}_touching_exact"],
+            metrics[f"{prefix}_digit_accuracy"],
+        )
     return metrics
 
 
@@ -407,6 +423,9 @@ CARD_METRICS = (
     "number_test_exact",
     "number_test_touching_exact",
     "number_test_digit_accuracy",
+    "number_drawn_exact",
+    "number_drawn_touching_exact",
+    "number_drawn_digit_accuracy",
     "test_accuracy",
     "test_loss",
     "official_test_accuracy",
