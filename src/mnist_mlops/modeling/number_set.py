@@ -95,6 +95,16 @@ def compose_number_owned(
     return canvas, owners
 
 
+def _plan(rng: np.random.Generator, pool: int) -> tuple[np.ndarray, int | None]:
+    """One number's digits (indices into `pool` images) and its touching pair
+    (the index of the pair's left digit; None: no pair touches).
+    """
+    size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
+    picks = rng.choice(pool, size=size, replace=pool < size)
+    touching = rng.random() < TOUCHING_SHARE
+    return picks, int(rng.integers(0, size - 1)) if touching else None
+
+
 def compose_numbers(
     images: np.ndarray, labels: np.ndarray, count: int, seed: int
 ) -> list[ComposedNumber]:
@@ -105,13 +115,10 @@ def compose_numbers(
     rng = np.random.default_rng(seed)
     numbers = []
     for _ in range(count):
-        size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
-        picks = rng.choice(len(images), size=size, replace=len(images) < size)
-        touching = rng.random() < TOUCHING_SHARE
-        at = int(rng.integers(0, size - 1)) if touching else None
+        picks, at = _plan(rng, len(images))
         image = compose_number(images[picks], at, rng)
         label = "".join(str(int(d)) for d in labels[picks])
-        numbers.append(ComposedNumber(image, label, touching))
+        numbers.append(ComposedNumber(image, label, at is not None))
     return numbers
 
 
@@ -151,10 +158,7 @@ def compose_drawn_numbers(
     rng = np.random.default_rng(seed)
     numbers = []
     for _ in range(count):
-        size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
-        picks = rng.choice(len(images), size=size, replace=len(images) < size)
-        touching = rng.random() < TOUCHING_SHARE
-        at = int(rng.integers(0, size - 1)) if touching else None
+        picks, at = _plan(rng, len(images))
         digits, writer = drawn_digits(images[picks], rng)
         image = compose_number(digits, at, rng)
         label = "".join(str(int(d)) for d in labels[picks])
@@ -162,7 +166,7 @@ def compose_drawn_numbers(
             (image.shape[1] * DRAWN_SCALE, image.shape[0] * DRAWN_SCALE),
             Image.Resampling.BILINEAR,
         )
-        number = ComposedNumber(image, label, touching)
+        number = ComposedNumber(image, label, at is not None)
         numbers.append((number, finish(large, writer, rng)))
     return numbers
 
