@@ -279,13 +279,15 @@ def evaluate_numbers(
     numbers = compose_numbers(digits, y_official, cfg.count, cfg.seed)
     read = number_reader(model_bytes, cfg.max_digits)
     metrics = number_metrics(numbers, [read(to_png(n)) for n in numbers])
+    prefixes = ["number_test"]
     if cfg.drawn_count:
         drawn = compose_drawn_numbers(
             digits, y_official, cfg.drawn_count, cfg.drawn_seed
         )
         readings = [read(data) for _, data in drawn]
         metrics |= number_metrics([n for n, _ in drawn], readings, "number_drawn")
-    for prefix in ("number_test", "number_drawn")[: 1 + bool(cfg.drawn_count)]:
+        prefixes.append("number_drawn")
+    for prefix in prefixes:
         logger.info(
             "Composed numbers (%s) read exactly: %.4f (touching pairs %.4f), "
             "digits %.4f.",
