@@ -129,6 +129,20 @@ def test_a_narrow_mark_is_cut_only_at_a_deep_valley_and_its_halves_stay_apart():
     assert (1, 3) not in seg.segments
 
 
+def test_a_narrow_mark_is_cut_where_one_stroke_joins_not_between_two_thin_ones():
+    ink = np.zeros((60, 60), dtype=np.uint8)
+    ink[10:50, 10:14] = ink[10:50, 30:34] = 255  # a 1 and its neighbour's stem
+    ink[28:32, 14:22] = 255  # joined by one stroke that forks ...
+    ink[28, 22:30] = ink[31, 22:30] = 255  # ... into two thin ones
+    seg = segment(Image.fromarray(255 - ink), 20)
+    # The thin strokes' columns hold the least ink but cross two strokes: the
+    # cut is in the single stroke (ink columns 4-11), nearest the middle.
+    assert [(a.left, a.right, a.half) for a in seg.atoms] == [
+        (0, 11, True),
+        (11, 24, True),
+    ]
+
+
 def broken(digit: np.ndarray, row: int) -> np.ndarray:
     """The digit with two rows of ink erased: two strokes that overlap in x."""
     out = digit.copy()

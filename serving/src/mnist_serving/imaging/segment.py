@@ -41,7 +41,7 @@ MIN_PIECE = 0.2  # a cut leaves pieces at least this share of the line height wi
 CUT_WIDTH = 1.0  # marks wider than this share of the line height get cut candidates
 NARROW_WIDTH = 0.35  # narrower marks above this width get one cut, at a valley
 VALLEY = 0.8  # where its column holds at most this share of each side's peak ink
-VALLEY_STROKES = 1  # ... and crosses at most this many strokes (a 0's, two)
+VALLEY_STROKES = 1  # ... chosen among columns crossing at most this many strokes
 CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
 STROKES_PER_DIGIT = 3  # a number of N digits has at most 3N strokes
 MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
@@ -284,14 +284,15 @@ def _seams(own: np.ndarray, columns: np.ndarray, band: int) -> np.ndarray:
 def _halves(own: np.ndarray, line: float) -> list[np.ndarray]:
     """A narrow mark cut straight down at its valley, or whole if it has none.
 
-    The valley is the column of least ink between its sides (nearest the middle
-    among equals), at least MIN_PIECE from each edge. It counts if it holds at
-    most VALLEY of the ink of each side's fullest column and crosses one
-    stroke, as where a 1 touches its neighbour. A 0, a 6 or an 8 has a valley
-    that crosses two or three strokes and stays whole, so that the common
-    digits of an amount add no crops. The cut is straight, not a seam: a
-    seam's path search per mark would cost more than the few narrow touching
-    pairs it would cut better.
+    The valley is the column of least ink among those that cross one stroke
+    (nearest the middle among equals), at least MIN_PIECE from each edge, as
+    where a 1 touches its neighbour; thin strokes that pass above and below
+    it (a bar, a foot) hold less ink but cross two. It counts if it holds at
+    most VALLEY of the ink of each side's fullest column. A 0, a 6 or an 8
+    crosses two or three strokes in its middle and stays whole, so that the
+    common digits of an amount add no crops. The cut is straight, not a seam:
+    a seam's path search per mark would cost more than the few narrow
+    touching pairs it would cut better.
     """
     column_ink = own.sum(axis=0)
     width = len(column_ink)
@@ -299,11 +300,14 @@ def _halves(own: np.ndarray, line: float) -> list[np.ndarray]:
     if width < 2 * margin + 1:
         return [own]
     columns = np.arange(margin, width - margin + 1)
+    starts = np.diff(own.astype(np.int8), axis=0, prepend=0) == 1
+    columns = columns[np.count_nonzero(starts[:, columns], axis=0) <= VALLEY_STROKES]
+    if not len(columns):
+        return [own]
     order = np.lexsort((np.abs(columns - width / 2), column_ink[columns]))
     column = int(columns[order[0]])
     sides = min(column_ink[:column].max(), column_ink[column:].max())
-    strokes = np.count_nonzero(np.diff(own[:, column].astype(np.int8), prepend=0) == 1)
-    if column_ink[column] > VALLEY * sides or strokes > VALLEY_STROKES:
+    if column_ink[column] > VALLEY * sides:
         return [own]
     left, right = own.copy(), own.copy()
     left[:, column:] = False
