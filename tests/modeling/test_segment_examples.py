@@ -38,6 +38,10 @@ def test_a_whole_digit_keeps_its_label_pieces_and_pairs_do_not() -> None:
     # 80% of a digit with nothing else: neither whole nor clearly a piece.
     partly = np.array([[80.0], [20.0]])
     assert label_candidates(partly, [(0, 1)], np.array([5])).tolist() == [-1]
+    # A whole light 1 beside a 0: most of the ink is the 0's, but the crop
+    # holds two digits.
+    zero_one = np.array([[160.0, 0.0], [0.0, 25.0]])
+    assert label_candidates(zero_one, [(0, 2)], np.array([0, 1])).tolist() == [piece]
 
 
 def test_each_digit_of_a_number_apart_is_labelled_with_itself(digits) -> None:

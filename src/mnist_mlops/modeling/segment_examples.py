@@ -7,8 +7,9 @@ model an eleventh output, "not one digit" (`NOT_A_DIGIT`): numbers are composed
 from training digits, serving's own segmenter cuts them into its candidate
 crops, and each crop is labelled by whose ink it holds. A crop that is one
 digit, nearly whole and nearly alone, is an example of that digit; a crop that
-is mostly a piece of a digit or holds much of two is "not one digit"; crops in
-between are left out rather than taught either way.
+is mostly a piece of a digit, or holds most of two (however light one of them
+is), is "not one digit"; crops in between are left out rather than taught
+either way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ TOUCHING_SHARE = 0.5  # numbers with one touching pair: they make the merges
 WHOLE = 0.85  # a digit: this share of the crop's ink is one digit's, and the
 # crop holds this share of that digit's ink
 PIECE_SHARE = 0.7  # not one digit: the main digit has less of the crop's ink
-PIECE_COVER = 0.6  # ... or the crop holds less of the main digit's ink
+PIECE_COVER = 0.6  # ... or the crop holds less of the main digit's ink, or
+# at least this share of a second digit's: a 1 beside a 0 holds little of the
+# crop's ink, yet the crop is two digits, not a 0
 OVERSAMPLE = 3
 
 
@@ -36,17 +39,19 @@ def label_candidates(
     `atoms_owned` is (atoms, k): each atom's ink mass owned by each of the k
     composed digits; a segment is the run of atoms [first, end).
     """
-    totals = atoms_owned.sum(axis=0)
+    totals = np.maximum(atoms_owned.sum(axis=0), 1e-9)
     labels = np.full(len(segments), -1, dtype=np.int64)
     for index, (first, end) in enumerate(segments):
         owned = atoms_owned[first:end].sum(axis=0)
         main = int(owned.argmax())
         share = owned[main] / max(float(owned.sum()), 1e-9)
-        cover = owned[main] / max(float(totals[main]), 1e-9)
-        if share >= WHOLE and cover >= WHOLE:
-            labels[index] = digits[main]
-        elif share < PIECE_SHARE or cover < PIECE_COVER:
+        covers = owned / totals
+        cover = covers[main]
+        second = np.delete(covers, main).max(initial=0.0)
+        if share < PIECE_SHARE or cover < PIECE_COVER or second >= PIECE_COVER:
             labels[index] = NOT_A_DIGIT
+        elif share >= WHOLE and cover >= WHOLE:
+            labels[index] = digits[main]
     return labels
 
 
