@@ -136,6 +136,8 @@ class NotADigitParams(Strict):
     numbers: int = Field(1500, ge=1)  # numbers of training digits composed and cut
     examples: int = Field(8000, ge=0)  # crops labelled "not one digit"
     digit_examples: int = Field(4000, ge=0)  # crops of whole digits, as cut
+    # Share of `examples` holding much of two digits (see segment_examples).
+    merge_share: float = Field(0.0, ge=0, le=1)
     seed: int = 20261202
 
 

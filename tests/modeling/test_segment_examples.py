@@ -9,8 +9,13 @@ from mnist_serving.model.card import NOT_A_DIGIT
 
 from mnist_mlops.modeling.number_set import compose_number, compose_number_owned
 from mnist_mlops.modeling.segment_examples import (
+    MERGE,
+    PIECE,
+    WHOLE_DIGIT,
     _atoms_owned,
+    draw_quotas,
     label_candidates,
+    mixed_candidates,
     segment_examples,
 )
 from mnist_mlops.modeling.serving_view import segment_number
@@ -42,6 +47,32 @@ def test_a_whole_digit_keeps_its_label_pieces_and_pairs_do_not() -> None:
     # holds two digits.
     zero_one = np.array([[160.0, 0.0], [0.0, 25.0]])
     assert label_candidates(zero_one, [(0, 2)], np.array([0, 1])).tolist() == [piece]
+
+
+def test_merges_are_crops_holding_much_of_a_second_digit() -> None:
+    # Atoms: digit 0 whole; digit 1 in two halves.
+    owned = np.array([[100.0, 0.0], [0.0, 50.0], [0.0, 50.0]])
+    segments = [(0, 1), (1, 2), (1, 3), (0, 2), (0, 3)]
+    assert mixed_candidates(owned, segments).tolist() == [
+        False,  # one digit whole
+        False,  # a piece of one digit
+        False,
+        True,  # a digit with half of its neighbour
+        True,  # both
+    ]
+    # A speck of a neighbour (a tenth of its ink) does not make a merge.
+    speck = np.array([[100.0, 5.0], [0.0, 45.0]])
+    assert mixed_candidates(speck, [(0, 1)]).tolist() == [False]
+
+
+def test_quotas_are_drawn_per_kind_and_pieces_make_up_for_missing_merges() -> None:
+    sort = np.array([MERGE, MERGE, PIECE, PIECE, PIECE, PIECE, WHOLE_DIGIT])
+    rng = np.random.default_rng(0)
+    keep = draw_quotas(sort, {MERGE: 1, PIECE: 2, WHOLE_DIGIT: 1}, rng)
+    assert sorted(sort[keep].tolist()) == [MERGE, PIECE, PIECE, WHOLE_DIGIT]
+    assert keep.tolist() == sorted(keep.tolist())
+    keep = draw_quotas(sort, {MERGE: 4, PIECE: 1, WHOLE_DIGIT: 0}, rng)
+    assert sorted(sort[keep].tolist()) == [MERGE, MERGE, PIECE, PIECE, PIECE]
 
 
 def test_each_digit_of_a_number_apart_is_labelled_with_itself(digits) -> None:
@@ -85,3 +116,7 @@ def test_examples_are_counted_in_range_and_deterministic(digits) -> None:
     assert np.array_equal(x, again_x) and np.array_equal(y, again_y)
     other_x, _ = segment_examples(images, labels, **{**kwargs, "seed": 4})
     assert not np.array_equal(x, other_x)
+    # Half of the "not one digit" crops from merges: the same counts, other crops.
+    merged_x, merged_y = segment_examples(images, labels, **kwargs, merge_share=0.5)
+    assert (merged_y == NOT_A_DIGIT).sum() == 60
+    assert not np.array_equal(merged_x, x)

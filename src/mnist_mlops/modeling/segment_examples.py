@@ -9,7 +9,9 @@ crops, and each crop is labelled by whose ink it holds. A crop that is one
 digit, nearly whole and nearly alone, is an example of that digit; a crop that
 is mostly a piece of a digit, or holds most of two (however light one of them
 is), is "not one digit"; crops in between are left out rather than taught
-either way.
+either way. Crops that hold much of two digits, the refusals that matter where
+digits touch, are far rarer among the candidates than pieces of one digit, so
+`merge_share` of the "not one digit" examples are drawn from them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ PIECE_SHARE = 0.7  # not one digit: the main digit has less of the crop's ink
 PIECE_COVER = 0.6  # ... or the crop holds less of the main digit's ink, or
 # at least this share of a second digit's: a 1 beside a 0 holds little of the
 # crop's ink, yet the crop is two digits, not a 0
+MIXED = 0.3  # "not one digit" holding this share of a second digit's ink: a merge
 OVERSAMPLE = 3
+MERGE, PIECE, WHOLE_DIGIT = 0, 1, 2  # the kinds of crop drawn, each to its quota
 
 
 def label_candidates(
@@ -55,6 +59,24 @@ def label_candidates(
     return labels
 
 
+def mixed_candidates(
+    atoms_owned: np.ndarray, segments: list[tuple[int, int]]
+) -> np.ndarray:
+    """Whether each segment holds at least MIXED of a second digit's ink.
+
+    Such crops (a digit with much of its neighbour, or a touching pair whole)
+    are the refusals that matter where digits touch, and about one in eight of
+    the "not one digit" candidates; the rest are pieces of one digit.
+    """
+    totals = np.maximum(atoms_owned.sum(axis=0), 1e-9)
+    mixed = np.zeros(len(segments), dtype=bool)
+    for index, (first, end) in enumerate(segments):
+        covers = np.sort(atoms_owned[first:end].sum(axis=0) / totals)[::-1]
+        if len(covers) > 1:
+            mixed[index] = covers[1] >= MIXED
+    return mixed
+
+
 def _atoms_owned(seg, canvas: np.ndarray, owners: np.ndarray, k: int) -> np.ndarray:
     """(atoms, k) ink mass of each composed digit in each atom of `seg`."""
     top, left, _ = seg.origin
@@ -76,24 +98,25 @@ def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
     examples: int,
     digit_examples: int,
     seed: int,
+    merge_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crops of `numbers` composed numbers as the reader sees them, labelled.
 
     `images` (N, 28, 28[, 1]) in [0, 1] and their labels are training digits.
     Returns (examples + digit_examples, 28, 28, 1) float32 inputs, prepared by
     serving's preprocessing, and their labels: `examples` of NOT_A_DIGIT and
-    `digit_examples` of whole digits (fewer if the numbers hold fewer). The
-    same arguments give the same examples.
+    `digit_examples` of whole digits (fewer if the numbers hold fewer), with
+    `merge_share` of the former holding MIXED of a second digit (pieces make
+    up for too few). The same arguments give the same examples.
     """
     rng = np.random.default_rng(seed)
     digits = np.rint(images.reshape(-1, 28, 28) * 255).astype(np.uint8)
-    # Up to OVERSAMPLE times a number's share from each (short numbers have few
-    # candidates), then the requested counts are drawn from all of them.
-    per_number = {
-        True: OVERSAMPLE * -(-examples // max(numbers, 1)),
-        False: OVERSAMPLE * -(-digit_examples // max(numbers, 1)),
-    }
-    inputs, found = [], []
+    merges = round(examples * merge_share)
+    quotas = {MERGE: merges, PIECE: examples - merges, WHOLE_DIGIT: digit_examples}
+    # Up to OVERSAMPLE times a number's share of each kind (short numbers have
+    # few candidates), then the requested counts are drawn from all of them.
+    per_number = {k: OVERSAMPLE * -(-q // max(numbers, 1)) for k, q in quotas.items()}
+    inputs, found, sorts = [], [], []
     for _ in range(numbers):
         size = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
         picks = rng.choice(len(digits), size=size, replace=False)
@@ -105,19 +128,39 @@ def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
             continue  # refused, or reduced: its pixels no longer match the owners
         owned = _atoms_owned(seg, canvas, owners, size)
         kinds = label_candidates(owned, seg.segments, labels[picks])
-        whole = (kinds >= 0) & (kinds < NOT_A_DIGIT)
-        for negative in (True, False):
-            pool = np.flatnonzero(kinds == NOT_A_DIGIT if negative else whole)
-            chosen = rng.permutation(pool)[: per_number[negative]]
+        negative = kinds == NOT_A_DIGIT
+        mixed = mixed_candidates(owned, seg.segments)
+        pools = {
+            MERGE: negative & mixed,
+            PIECE: negative & ~mixed,
+            WHOLE_DIGIT: (kinds >= 0) & ~negative,
+        }
+        for sort, pool in pools.items():
+            chosen = rng.permutation(np.flatnonzero(pool))[: per_number[sort]]
             inputs.append(crops(chosen))
             found.append(kinds[chosen])
+            sorts.append(np.full(len(chosen), sort))
     x = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
     y = np.concatenate(found) if found else np.zeros(0, np.int64)
+    sort = np.concatenate(sorts) if sorts else np.zeros(0, np.int64)
+    keep = draw_quotas(sort, quotas, rng)
+    return x[keep, ..., np.newaxis].astype(np.float32), y[keep]
+
+
+def draw_quotas(
+    sort: np.ndarray, quotas: dict[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted indices of up to each kind's quota of `sort` (MERGE, PIECE,
+    WHOLE_DIGIT), drawn at random; pieces make up for missing merges.
+    """
+    merges = rng.permutation(np.flatnonzero(sort == MERGE))[: quotas[MERGE]]
+    pieces = quotas[PIECE] + quotas[MERGE] - len(merges)
     keep = np.concatenate(
         [
-            rng.permutation(np.flatnonzero(y == NOT_A_DIGIT))[:examples],
-            rng.permutation(np.flatnonzero(y != NOT_A_DIGIT))[:digit_examples],
+            merges,
+            rng.permutation(np.flatnonzero(sort == PIECE))[:pieces],
+            rng.permutation(np.flatnonzero(sort == WHOLE_DIGIT))[: quotas[WHOLE_DIGIT]],
         ]
     )
     keep.sort()
-    return x[keep, ..., np.newaxis].astype(np.float32), y[keep]
+    return keep

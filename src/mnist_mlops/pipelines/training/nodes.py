@@ -111,6 +111,7 @@ def make_segment_examples(
         examples=own.examples,
         digit_examples=own.digit_examples,
         seed=own.seed,
+        merge_share=own.merge_share,
     )
     logger.info(
         "Number reader's crops for training: %d not one digit, %d whole digits, "
