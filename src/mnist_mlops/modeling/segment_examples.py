@@ -35,6 +35,17 @@ OVERSAMPLE = 3
 MERGE, PIECE, WHOLE_DIGIT = 0, 1, 2  # the kinds of crop drawn, each to its quota
 
 
+def _held(
+    atoms_owned: np.ndarray, segments: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(segments, k) ink of each digit in each segment, and that ink's share of
+    the digit's whole ink (its cover)."""
+    running = np.vstack([np.zeros((1, atoms_owned.shape[1])), atoms_owned.cumsum(0)])
+    first, end = np.array(segments, dtype=np.int64).reshape(-1, 2).T
+    held = running[end] - running[first]
+    return held, held / np.maximum(atoms_owned.sum(axis=0), 1e-9)
+
+
 def label_candidates(
     atoms_owned: np.ndarray, segments: list[tuple[int, int]], digits: np.ndarray
 ) -> np.ndarray:
@@ -43,15 +54,13 @@ def label_candidates(
     `atoms_owned` is (atoms, k): each atom's ink mass owned by each of the k
     composed digits; a segment is the run of atoms [first, end).
     """
-    totals = np.maximum(atoms_owned.sum(axis=0), 1e-9)
+    held, covers = _held(atoms_owned, segments)
     labels = np.full(len(segments), -1, dtype=np.int64)
-    for index, (first, end) in enumerate(segments):
-        owned = atoms_owned[first:end].sum(axis=0)
+    for index, (owned, cover_of) in enumerate(zip(held, covers, strict=True)):
         main = int(owned.argmax())
         share = owned[main] / max(float(owned.sum()), 1e-9)
-        covers = owned / totals
-        cover = covers[main]
-        second = np.delete(covers, main).max(initial=0.0)
+        cover = cover_of[main]
+        second = np.delete(cover_of, main).max(initial=0.0)
         if share < PIECE_SHARE or cover < PIECE_COVER or second >= PIECE_COVER:
             labels[index] = NOT_A_DIGIT
         elif share >= WHOLE and cover >= WHOLE:
@@ -68,13 +77,9 @@ def mixed_candidates(
     are the refusals that matter where digits touch, and about one in eight of
     the "not one digit" candidates; the rest are pieces of one digit.
     """
-    totals = np.maximum(atoms_owned.sum(axis=0), 1e-9)
-    mixed = np.zeros(len(segments), dtype=bool)
-    for index, (first, end) in enumerate(segments):
-        covers = np.sort(atoms_owned[first:end].sum(axis=0) / totals)[::-1]
-        if len(covers) > 1:
-            mixed[index] = covers[1] >= MIXED
-    return mixed
+    _, covers = _held(atoms_owned, segments)
+    padded = np.pad(covers, ((0, 0), (1, 0)))  # one digit alone: a second of 0
+    return np.sort(padded, axis=1)[:, -2] >= MIXED
 
 
 def _atoms_owned(seg, canvas: np.ndarray, owners: np.ndarray, k: int) -> np.ndarray:
