@@ -80,7 +80,7 @@ def test_seed_architecture() -> None:
 
 @pytest.mark.parametrize(
     ("env", "filters", "outputs", "params"),
-    [("seed", [32, 64], 10, 225_034), ("base", [24, 48, 96], 11, None)],
+    [("seed", [32, 64], 10, 225_034), ("base", [16, 16, 32, 32, 64, 64], 11, None)],
 )
 def test_each_configuration_builds_its_own_network(
     env, filters, outputs, params
