@@ -22,9 +22,15 @@ from tests.azure.steps import KEDRO, Step, load_steps, minimal_env, run_job
 
 JOB_VERSION = "2026-01-02T03.04.05.678Z"  # MNIST_SAVE_VERSION of the compiled job
 KEY_SENTINEL = "bm90LWEtcmVhbC1rZXktYnV0LWl0LW11c3Qtbm90LWxlYWs="
+# Two workers of 64: the global batch of a one-worker small run (128), so that
+# its one epoch takes as many steps and the model learns as much.
 PARAMS = {
     **SMALL_RUN,
-    "training": {**SMALL_RUN["training"], "distributed": {"workers": 2}},
+    "training": {
+        **SMALL_RUN["training"],
+        "distributed": {"workers": 2},
+        "batch_size": 64,
+    },
 }
 STEP_ENV_VARS = {
     "KEDRO_AZURE_RUNNER_CONFIG",
