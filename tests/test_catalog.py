@@ -83,7 +83,7 @@ def test_every_file_output_of_the_pipeline_is_versioned(env: str) -> None:
     bootstrap_project(ROOT)
     outputs = register_pipelines()["__default__"].all_outputs()
     files = [name for name in outputs if "filepath" in entries.get(name, {})]
-    assert len(files) == 26
+    assert len(files) == 28
     # The champion release keeps its own <file>/<version>/ folders (the promoted
     # model's version), written only when the promotion gate promotes.
     unversioned = [name for name in files if not entries[name].get("versioned")]

@@ -141,6 +141,13 @@ class NotADigitParams(Strict):
     seed: int = 20261202
 
 
+class DrawnTrainingParams(Strict):
+    """Training digits drawn as people draw them and read back as serving reads them."""
+
+    share: float = Field(0.0, ge=0, le=1)  # of the fitted rows, drawn; 0: none
+    seed: int = 20261203
+
+
 class TrainingParams(Strict):
     """parameters_training.yml, key `training`."""
 
@@ -161,6 +168,7 @@ class TrainingParams(Strict):
     quality_gate: QualityGateParams = QualityGateParams()
     numbers: NumberSetParams = NumberSetParams()
     not_a_digit: NotADigitParams = NotADigitParams()
+    drawn_training: DrawnTrainingParams = DrawnTrainingParams()
     model_name: str = "mnist-digit-classifier"
     deployment_tag: str = "candidate"
     feedback_weight: float = Field(1.0, ge=0)

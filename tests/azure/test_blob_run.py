@@ -87,7 +87,7 @@ def test_run_on_azurite_reads_and_writes_only_blob(
             file = path.rsplit("/", 1)[-1]
             versioned = config[name].get("versioned")
             expected.add(f"{path}/{version}/{file}" if versioned else path)
-    assert len(expected) == 25  # every versioned file output of the catalog
+    assert len(expected) == 27  # every versioned file output of the catalog
     assert expected <= set(blobs)
     assert [p for p in (blob_project / "data").rglob("*") if p.is_file()] == []
 

@@ -169,15 +169,16 @@ def train(  # noqa: PLR0913, PLR0917 - the arrays, the config and the strategy
     strategy: tf.distribute.Strategy | None = None,
     x_feedback: np.ndarray | None = None,
     y_feedback: np.ndarray | None = None,
-    segments: tuple[np.ndarray, np.ndarray] | None = None,
+    examples: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, History]:
     """Train the CNN with early stopping on a held-out validation slice.
 
     Labelled feedback joins the fitted rows (never the validation slice, which
     stays MNIST so that early stopping and calibration compare like with like),
-    each example weighted by `cfg.feedback_weight` in the loss. With
-    `cfg.not_a_digit.enabled`, the network has the "not one digit" output and
-    the reader's labelled crops (`segments`: images, labels) join at weight 1.
+    each example weighted by `cfg.feedback_weight` in the loss. Other labelled
+    `examples` (images, labels: the number reader's crops, digits drawn anew)
+    join at weight 1. With `cfg.not_a_digit.enabled`, the network has the "not
+    one digit" output.
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
@@ -185,11 +186,11 @@ def train(  # noqa: PLR0913, PLR0917 - the arrays, the config and the strategy
     x_fit, y_fit, w_fit = with_feedback(
         x_fit, y_fit, x_feedback, y_feedback, cfg.feedback_weight
     )
-    if cfg.not_a_digit.enabled and segments is not None:
-        x_crops, y_crops = segments
-        x_fit = np.concatenate([x_fit, x_crops.astype(x_fit.dtype)])
-        y_fit = np.concatenate([y_fit, y_crops.astype(y_fit.dtype)])
-        w_fit = np.concatenate([w_fit, np.ones(len(x_crops), np.float32)])
+    if examples is not None:
+        x_more, y_more = examples
+        x_fit = np.concatenate([x_fit, x_more.astype(x_fit.dtype)])
+        y_fit = np.concatenate([y_fit, y_more.astype(y_fit.dtype)])
+        w_fit = np.concatenate([w_fit, np.ones(len(x_more), np.float32)])
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model(cfg.model, not_a_digit=cfg.not_a_digit.enabled)

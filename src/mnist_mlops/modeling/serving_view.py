@@ -1,8 +1,9 @@
 """Images as serving sees them: the one module of training that imports serving.
 
-Training evaluates drawn digits through the serving package's own preprocessing
-(bytes -> 28x28), so a difference between how MNIST was made and how serving
-prepares an upload shows up in the figures instead of in production. The import
+Training evaluates drawn digits, and learns from some, through the serving
+package's own preprocessing (bytes -> 28x28), so a difference between how MNIST
+was made and how serving prepares an upload shows up in the figures and in
+training instead of in production. The import
 is made on first use, so that the pipelines still load where only the steps that
 do not render drawn digits run.
 """
@@ -18,6 +19,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import MissingDependencyError
+
+from .drawn import render
 
 # Serving's default `max_image_pixels`; the drawn digits are far below it.
 MAX_PIXELS = 16_777_216
@@ -40,6 +43,17 @@ def _preprocess() -> Callable[[bytes, int], np.ndarray]:
 def serving_input(image: bytes) -> np.ndarray:
     """PNG or JPEG bytes to the (28, 28, 1) float32 array serving feeds the model."""
     return _preprocess()(image, MAX_PIXELS)[..., np.newaxis]
+
+
+def drawn_inputs(images: np.ndarray, seed: int) -> np.ndarray:
+    """Digits drawn anew (`drawn.render`) and read back as serving reads uploads.
+
+    (N, 28, 28, 1) float32, the same for a seed: what the model gets when people
+    draw or scan these digits.
+    """
+    if not len(images):
+        return np.zeros((0, 28, 28, 1), np.float32)
+    return np.stack([serving_input(image) for image in render(images, seed)])
 
 
 @cache

@@ -31,6 +31,7 @@ from mnist_mlops.pipelines.training.nodes import (
     check_parity,
     collect_metrics,
     compute_drift_reference,
+    draw_training_digits,
     evaluate_drawn,
     evaluate_model,
     export_model,
@@ -96,6 +97,8 @@ def test_each_configuration_builds_its_own_network(
     assert [c.filters for c in convs] == filters
     assert model.output_shape == (None, outputs)
     assert params is None or model.count_params() == params
+    # The seed trains on MNIST's digits alone; the default on drawn ones too.
+    assert (cfg.drawn_training.share > 0) == (env == "base")
 
 
 def test_deeper_blocks_are_a_parameter() -> None:
@@ -134,6 +137,28 @@ def arrays(sample_table: pd.DataFrame) -> dict[str, np.ndarray]:
         "x_off": images[1700:],
         "y_off": labels[1700:],
     }
+
+
+def test_training_digits_are_drawn_from_the_fitted_rows_only(arrays) -> None:
+    # 100 rows, the last 20 the validation slice: labelled 9 there and 0-8 before,
+    # so a drawn 9 would be a validation digit that calibration then scores.
+    x = arrays["x_train"][:100]
+    y = np.where(np.arange(100) < 80, arrays["y_train"][:100] % 9, 9)
+    params = {"validation_fraction": 0.2, "drawn_training": {"share": 1.0}}
+    x_drawn, y_drawn = draw_training_digits(x, y, params)
+    assert x_drawn.shape == (80, 28, 28, 1) and x_drawn.dtype == x.dtype
+    np.testing.assert_array_equal(y_drawn, y[:80])  # every fitted row, in order
+    assert 0.0 <= x_drawn.min() and x_drawn.max() <= 1.0
+    # Drawn anew, not copied: pen, slant and position change the pixels.
+    assert not np.allclose(x_drawn, x[:80], atol=0.1)
+    # The same seed draws the same digits; a share draws that part of the rows.
+    again, _ = draw_training_digits(x, y, params)
+    np.testing.assert_array_equal(again, x_drawn)
+    half = {**params, "drawn_training": {"share": 0.5, "seed": 3}}
+    x_half, y_half = draw_training_digits(x, y, half)
+    assert len(x_half) == 40 and set(y_half) <= set(range(9))
+    none = draw_training_digits(x, y, {"validation_fraction": 0.2})
+    assert none[0].shape == (0, 28, 28, 1) and none[1].shape == (0,)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mnist_mlops.errors import DataValidationError
-from mnist_mlops.modeling.drawn import render
-from mnist_mlops.modeling.serving_view import serving_input
+from mnist_mlops.modeling.serving_view import drawn_inputs
 from mnist_mlops.params import DataProcessingParams, SplitParams, parse
 
 from .validation import N_CLASSES, SIDE, check_columns, check_values
@@ -123,8 +122,7 @@ def render_drawn_test(
     serving package's own preprocessing into the 28x28 input the model sees.
     """
     cfg = parse(DataProcessingParams, params, "parameters_data_processing.yml")
-    images = render(x_official, cfg.drawn.seed)
-    drawn = np.stack([serving_input(image) for image in images])
+    drawn = drawn_inputs(x_official, cfg.drawn.seed)
     logger.info(
         "Rendered %d drawn test digits (seed %d) through serving's preprocessing.",
         len(drawn),

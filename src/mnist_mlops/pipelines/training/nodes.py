@@ -46,7 +46,11 @@ from mnist_mlops.modeling.plots import (
     training_curves,
 )
 from mnist_mlops.modeling.segment_examples import segment_examples
-from mnist_mlops.modeling.serving_view import drift_reference, number_reader
+from mnist_mlops.modeling.serving_view import (
+    drawn_inputs,
+    drift_reference,
+    number_reader,
+)
 from mnist_mlops.params import TrainingParams, parse
 
 logger = logging.getLogger(__name__)
@@ -65,12 +69,15 @@ def train_model(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
     y_feedback: np.ndarray | None = None,
     x_segments: np.ndarray | None = None,
     y_segments: np.ndarray | None = None,
+    x_drawn: np.ndarray | None = None,
+    y_drawn: np.ndarray | None = None,
 ) -> tuple[keras.Model, History]:
     """Train the CNN; one worker trains in-process, N under MultiWorkerMirrored.
 
     Labelled feedback (empty arrays when there is none) joins the training rows
-    with the loss weight `feedback_weight`; with `not_a_digit.enabled`, so do
-    the number reader's labelled crops (`make_segment_examples`).
+    with the loss weight `feedback_weight`; at weight 1 join the digits drawn
+    anew (`draw_training_digits`) and, with `not_a_digit.enabled`, the number
+    reader's labelled crops (`make_segment_examples`).
     """
     cfg = parse(TrainingParams, params, PARAMS_FILE)
     strategy = (
@@ -85,8 +92,43 @@ def train_model(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
             len(x_feedback),
             cfg.feedback_weight,
         )
-    segments = None if x_segments is None else (x_segments, y_segments)
-    return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback, segments)
+    parts = []
+    if cfg.not_a_digit.enabled and x_segments is not None:
+        parts.append((x_segments, y_segments))
+    if x_drawn is not None and len(x_drawn):
+        parts.append((x_drawn, y_drawn))
+    examples = None
+    if parts:
+        examples = (
+            np.concatenate([x for x, _ in parts]),
+            np.concatenate([y for _, y in parts]),
+        )
+    return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback, examples)
+
+
+def draw_training_digits(
+    x_train: np.ndarray, y_train: np.ndarray, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training digits drawn anew and read back as serving reads an upload.
+
+    A share (`drawn_training.share`) of the rows that training fits, never of
+    its validation slice (which calibration uses), is drawn as the drawn test
+    set draws the official test digits, in other styles (another seed), so that
+    training sees what serving's preprocessing makes of a drawing or a scan.
+    Empty arrays when the share is 0.
+    """
+    cfg = parse(TrainingParams, params, PARAMS_FILE)
+    own = cfg.drawn_training
+    x_fit, y_fit, _, _ = validation_split(x_train, y_train, cfg.validation_fraction)
+    rng = np.random.default_rng(own.seed)
+    count = round(len(x_fit) * own.share)
+    rows = np.sort(rng.choice(len(x_fit), count, replace=False))
+    x = drawn_inputs(x_fit[rows], own.seed).astype(x_train.dtype)
+    y = y_fit[rows].copy()
+    logger.info(
+        "Drew %d training digits anew, read back as serving reads them.", len(y)
+    )
+    return x, y
 
 
 def make_segment_examples(

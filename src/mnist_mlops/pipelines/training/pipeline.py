@@ -7,6 +7,7 @@ from .nodes import (
     check_parity,
     collect_metrics,
     compute_drift_reference,
+    draw_training_digits,
     evaluate_drawn,
     evaluate_model,
     evaluate_numbers,
@@ -27,6 +28,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                draw_training_digits,
+                ["x_train", "y_train", "params:training"],
+                ["x_drawn_train", "y_drawn_train"],
+                name="draw_training_digits_node",
+            ),
+            Node(
                 make_segment_examples,
                 ["x_train", "y_train", "params:training"],
                 ["x_segments", "y_segments"],
@@ -42,6 +49,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "y_feedback_train",
                     "x_segments",
                     "y_segments",
+                    "x_drawn_train",
+                    "y_drawn_train",
                 ],
                 ["keras_model", "training_history"],
                 name="train_model_node",
