@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -169,15 +169,15 @@ def train(  # noqa: PLR0913, PLR0917 - the arrays, the config and the strategy
     strategy: tf.distribute.Strategy | None = None,
     x_feedback: np.ndarray | None = None,
     y_feedback: np.ndarray | None = None,
-    examples: tuple[np.ndarray, np.ndarray] | None = None,
+    examples: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> tuple[keras.Model, History]:
     """Train the CNN with early stopping on a held-out validation slice.
 
     Labelled feedback joins the fitted rows (never the validation slice, which
     stays MNIST so that early stopping and calibration compare like with like),
     each example weighted by `cfg.feedback_weight` in the loss. Other labelled
-    `examples` (images, labels: the number reader's crops, digits drawn anew)
-    join at weight 1. With `cfg.not_a_digit.enabled`, the network has the "not
+    `examples` ((images, labels) pairs: the number reader's crops, digits drawn
+    anew) join at weight 1. With `cfg.not_a_digit.enabled`, the network has the "not
     one digit" output.
     """
     strategy = strategy or tf.distribute.get_strategy()
@@ -186,11 +186,11 @@ def train(  # noqa: PLR0913, PLR0917 - the arrays, the config and the strategy
     x_fit, y_fit, w_fit = with_feedback(
         x_fit, y_fit, x_feedback, y_feedback, cfg.feedback_weight
     )
-    if examples is not None:
-        x_more, y_more = examples
-        x_fit = np.concatenate([x_fit, x_more.astype(x_fit.dtype)])
-        y_fit = np.concatenate([y_fit, y_more.astype(y_fit.dtype)])
-        w_fit = np.concatenate([w_fit, np.ones(len(x_more), np.float32)])
+    if examples:
+        x_fit = np.concatenate([x_fit, *(x.astype(x_fit.dtype) for x, _ in examples)])
+        y_fit = np.concatenate([y_fit, *(y.astype(y_fit.dtype) for _, y in examples)])
+        added = sum(len(y) for _, y in examples)
+        w_fit = np.concatenate([w_fit, np.ones(added, np.float32)])
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model(cfg.model, not_a_digit=cfg.not_a_digit.enabled)

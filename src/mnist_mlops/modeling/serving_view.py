@@ -3,9 +3,8 @@
 Training evaluates drawn digits, and learns from some, through the serving
 package's own preprocessing (bytes -> 28x28), so a difference between how MNIST
 was made and how serving prepares an upload shows up in the figures and in
-training instead of in production. The import
-is made on first use, so that the pipelines still load where only the steps that
-do not render drawn digits run.
+training instead of in production. The import is made on first use, so that the
+pipelines still load where only the steps that do not render drawn digits run.
 """
 
 from __future__ import annotations

@@ -92,17 +92,11 @@ def train_model(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
             len(x_feedback),
             cfg.feedback_weight,
         )
-    parts = []
+    examples = []
     if cfg.not_a_digit.enabled and x_segments is not None:
-        parts.append((x_segments, y_segments))
-    if x_drawn is not None and len(x_drawn):
-        parts.append((x_drawn, y_drawn))
-    examples = None
-    if parts:
-        examples = (
-            np.concatenate([x for x, _ in parts]),
-            np.concatenate([y for _, y in parts]),
-        )
+        examples.append((x_segments, y_segments))
+    if x_drawn is not None:
+        examples.append((x_drawn, y_drawn))
     return train(x_train, y_train, cfg, strategy, x_feedback, y_feedback, examples)
 
 
