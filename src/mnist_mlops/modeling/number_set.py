@@ -50,9 +50,15 @@ class ComposedNumber:
 
 
 def _scaled(digit: np.ndarray, scale: float) -> np.ndarray:
-    """The digit cropped to its ink columns and resized by `scale`."""
-    columns = np.flatnonzero((digit > INK).any(axis=0))
-    crop = digit[:, columns[0] : columns[-1] + 1]
+    """The digit cropped to its ink (rows and columns) and resized by `scale`.
+
+    Cropped to its ink, a digit is placed by its ink: digits of different sizes
+    share a centre line, as written ones do, instead of the smaller ones riding
+    high in an empty box.
+    """
+    ink = digit > INK
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
 
@@ -82,7 +88,11 @@ def compose_number_owned(
         step = -int(rng.integers(*OVERLAP)) if touch else int(rng.integers(*GAPS))
         x += part.shape[1] + step
     width = max(left + p.shape[1] for left, p in zip(lefts, parts, strict=True))
-    tops = [round(slope * left + rng.integers(-JITTER, JITTER + 1)) for left in lefts]
+    # Each digit's ink is centred on the slanted, jittered line.
+    tops = [
+        round(slope * left + rng.integers(-JITTER, JITTER + 1) - part.shape[0] / 2)
+        for left, part in zip(lefts, parts, strict=True)
+    ]
     shift = MARGIN - min(tops)
     height = max(t + shift + p.shape[0] for t, p in zip(tops, parts, strict=True))
     canvas = np.zeros((height + MARGIN, width + MARGIN), dtype=np.uint8)

@@ -12,8 +12,11 @@ from PIL import Image
 
 from mnist_mlops.errors import ParameterError
 from mnist_mlops.modeling.number_set import (
+    INK,
+    JITTER,
     ComposedNumber,
     compose_drawn_numbers,
+    compose_number_owned,
     compose_numbers,
     number_metrics,
 )
@@ -69,6 +72,28 @@ def test_drawn_numbers_are_written_like_uploads(digits) -> None:
     assert formats == {"PNG", "JPEG"}
     assert any(dark_ink) and not all(dark_ink)  # both polarities
     assert any(n.touching for n, _ in first)
+
+
+def test_digits_of_a_number_share_a_centre_line(digits) -> None:
+    """Digits of different sizes are centred on the number's line, as written
+    ones are: a smaller digit does not ride high in the box of a larger one.
+    """
+    images, _ = digits
+    worst = 0.0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(images), 6, replace=False)
+        canvas, owners = compose_number_owned(images[picks], None, rng)
+        lefts, centres = [], []
+        for index in range(len(picks)):
+            rows, columns = np.nonzero((owners == index) & (canvas > INK))
+            lefts.append(columns.min())
+            centres.append((rows.min() + rows.max()) / 2)
+        line = np.polyval(np.polyfit(lefts, centres, 1), lefts)
+        worst = max(worst, float(np.abs(np.asarray(centres) - line).max()))
+    # The jitter, plus rounding; anchored at their tops, digits scaled 0.8-1.25x
+    # were up to 6.7 px off the line.
+    assert worst <= JITTER + 2
 
 
 def test_touching_pairs_really_touch(digits) -> None:
