@@ -138,6 +138,8 @@ class NotADigitParams(Strict):
     digit_examples: int = Field(4000, ge=0)  # crops of whole digits, as cut
     # Share of `examples` holding much of two digits (see segment_examples).
     merge_share: float = Field(0.0, ge=0, le=1)
+    # Share of the numbers written by drawn-digit writers (see segment_examples).
+    drawn_share: float = Field(0.0, ge=0, le=1)
     seed: int = 20261202
 
 

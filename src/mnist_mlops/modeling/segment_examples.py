@@ -12,6 +12,11 @@ is), is "not one digit"; crops in between are left out rather than taught
 either way. Crops that hold much of two digits, the refusals that matter where
 digits touch, are far rarer among the candidates than pieces of one digit, so
 `merge_share` of the "not one digit" examples are drawn from them.
+
+A `drawn_share` of the numbers is written by a drawn-digit writer
+(`number_set.drawn_digits`), as the drawn-writer number set is: a thick pen
+makes touching pairs share more ink, and a stroke the pen lifted from leaves
+pieces no MNIST digit has, which the reader must also learn to refuse.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from mnist_serving.model.card import NOT_A_DIGIT
 
-from .number_set import compose_number_owned
+from .number_set import compose_number_owned, drawn_digits
 from .serving_view import segment_number
 
 MIN_DIGITS, MAX_DIGITS = 2, 7  # digits of each composed number
@@ -104,6 +109,7 @@ def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
     digit_examples: int,
     seed: int,
     merge_share: float = 0.0,
+    drawn_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crops of `numbers` composed numbers as the reader sees them, labelled.
 
@@ -112,7 +118,8 @@ def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
     serving's preprocessing, and their labels: `examples` of NOT_A_DIGIT and
     `digit_examples` of whole digits (fewer if the numbers hold fewer), with
     `merge_share` of the former holding MIXED of a second digit (pieces make
-    up for too few). The same arguments give the same examples.
+    up for too few), and `drawn_share` of the numbers written by drawn-digit
+    writers. The same arguments give the same examples.
     """
     rng = np.random.default_rng(seed)
     digits = np.rint(images.reshape(-1, 28, 28) * 255).astype(np.uint8)
@@ -127,7 +134,12 @@ def segment_examples(  # noqa: PLR0913 - the digits, then how many of what
         picks = rng.choice(len(digits), size=size, replace=False)
         touching = rng.random() < TOUCHING_SHARE
         at = int(rng.integers(0, size - 1)) if touching else None
-        canvas, owners = compose_number_owned(digits[picks], at, rng)
+        chosen_digits = digits[picks]
+        # No draw at a share of 0, so that such runs make the crops they made
+        # before the option existed.
+        if drawn_share and rng.random() < drawn_share:
+            chosen_digits, _ = drawn_digits(chosen_digits, rng)
+        canvas, owners = compose_number_owned(chosen_digits, at, rng)
         seg, crops = segment_number(canvas)
         if seg is None or seg.origin[2] != 1:
             continue  # refused, or reduced: its pixels no longer match the owners

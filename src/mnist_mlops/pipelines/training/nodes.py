@@ -148,6 +148,7 @@ def make_segment_examples(
         digit_examples=own.digit_examples,
         seed=own.seed,
         merge_share=own.merge_share,
+        drawn_share=own.drawn_share,
     )
     logger.info(
         "Number reader's crops for training: %d not one digit, %d whole digits, "
