@@ -22,6 +22,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TRAIN_ROWS = 1700
 SAMPLE_OFFICIAL_ROWS = 300
+SERVING_FIXTURES = ROOT / "serving" / "tests" / "fixtures"
 
 
 def _end_mlflow_runs() -> None:
@@ -98,3 +99,11 @@ def project(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     monkeypatch.delenv("DATABASE_URL", raising=False)  # the copy's own feedback store
     return path
+
+
+@pytest.fixture(scope="session")
+def model_bytes() -> bytes:
+    """Serving's committed fixture export: a small LiteRT model of the seed CNN."""
+    return next(
+        (SERVING_FIXTURES / "model").glob("mnist_cnn.tflite/*/*.tflite")
+    ).read_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,8 +20,6 @@ from mnist_mlops.modeling.segment_examples import (
 )
 from mnist_mlops.modeling.serving_view import litert_predictor, segment_number
 from mnist_mlops.pipelines.data_processing.nodes import normalize
-
-SERVING_MODEL = Path(__file__).parents[2] / "serving" / "tests" / "fixtures" / "model"
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +122,7 @@ def test_examples_are_counted_in_range_and_deterministic(digits) -> None:
     assert not np.array_equal(merged_x, x)
 
 
-def test_drawn_writers_numbers_give_crops_labelled_as_read(digits) -> None:
+def test_drawn_writers_numbers_give_crops_labelled_as_read(digits, model_bytes) -> None:
     """Numbers written by drawn-digit writers: other crops, still labelled by
     whose ink they hold (a whole digit's crop reads as its label)."""
     images, labels = digits
@@ -137,9 +133,8 @@ def test_drawn_writers_numbers_give_crops_labelled_as_read(digits) -> None:
     assert not np.array_equal(drawn_x, x)
     again_x, _ = segment_examples(images, labels, **kwargs, drawn_share=1.0)
     assert np.array_equal(drawn_x, again_x)
-    model = next(SERVING_MODEL.glob("mnist_cnn.tflite/*/*.tflite")).read_bytes()
     whole = drawn_y != NOT_A_DIGIT
-    read = litert_predictor(model)(drawn_x[whole])[:, :NOT_A_DIGIT].argmax(axis=1)
+    read = litert_predictor(model_bytes)(drawn_x[whole])[:, :NOT_A_DIGIT].argmax(axis=1)
     # Serving's small fixture model reads most whole digits right; crops labelled
     # with another digit's label would read right about one time in ten.
     assert (read == drawn_y[whole]).mean() >= 0.8

@@ -32,14 +32,6 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return data["images"], data["labels"]
 
 
-@pytest.fixture(scope="module")
-def model_bytes() -> bytes:
-    """Serving's committed fixture export: a small LiteRT model of the seed CNN."""
-    return next(
-        (SERVING_FIXTURES / "model").glob("mnist_cnn.tflite/*/*.tflite")
-    ).read_bytes()
-
-
 def test_numbers_are_deterministic_and_varied(digits) -> None:
     images, labels = digits
     first = compose_numbers(images, labels, 200, seed=5)
