@@ -150,6 +150,28 @@ def big_rgba() -> list[Request]:
     return [_raw(_png(rgba))]
 
 
+def _scribble(blocks: int) -> bytes:
+    """Zigzags, each 8 line heights wide: few strokes, each cut at every turn."""
+    image = Image.new("L", (blocks * 420 + 40, 90), 255)
+    draw = ImageDraw.Draw(image)
+    for block in range(blocks):
+        left = 20 + block * 420
+        points = [(left + x, 20 + 50 * ((x // 13) % 2)) for x in range(0, 400, 13)]
+        draw.line(points, fill=0, width=3)
+    return _png(image)
+
+
+def number_scribble() -> list[Request]:
+    """Zigzag scribbles to /predict-number. 40 zigzags (3.9 KB) made 7,080
+    candidate digit crops (once: 643 MB peak, 1.1 s of CPU); 7 zigzags (1 KB),
+    3,465 crops, pass the check of the ink's width and are cut before the
+    candidates are counted."""
+    requests = []
+    for blocks in (40, 7):
+        requests += [{**_raw(_scribble(blocks)), "path": "/predict-number"}] * 10
+    return requests
+
+
 def key_guessing() -> list[Request]:
     """200 wrong API keys in a row."""
     image = _png(Image.fromarray(np.eye(28, dtype=np.uint8) * 255))
@@ -175,6 +197,7 @@ CASES: dict[str, Callable[[], list[Request]]] = {
     "batch_amplification": batch_amplification,
     "big_rgba": big_rgba,
     "key_guessing": key_guessing,
+    "number_scribble": number_scribble,
 }
 
 

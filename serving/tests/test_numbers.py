@@ -6,7 +6,7 @@ import base64
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from conftest import jpeg, png
 from mnist_serving.imaging import segment as segment_module
@@ -225,6 +225,33 @@ def test_unreadable_fields_are_4xx(client, image, status, words):
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
     assert client.get("/health/ready").status_code == 200
+
+
+def scribble(blocks: int) -> np.ndarray:
+    """Zigzags, each 8 line heights wide: few strokes, each cut at many places."""
+    ink = Image.new("L", (blocks * 420 + 40, 90), 0)
+    draw = ImageDraw.Draw(ink)
+    for block in range(blocks):
+        left = 20 + block * 420
+        points = [(left + x, 20 + 50 * ((x // 13) % 2)) for x in range(0, 400, 13)]
+        draw.line(points, fill=255, width=3)
+    return np.asarray(ink)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "words"),
+    [
+        (7, "more than 1280 candidate digit crops (64 a digit at the digit limit"),
+        (10, "line heights wide: more than the limit of 20 digits"),
+        (40, "line heights wide: more than the limit of 20 digits"),
+    ],
+)
+def test_a_scribble_is_422_before_its_crops_are_classified(client, blocks, words):
+    response = read(client, scribble(blocks))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert words in detail
+    assert "one number" in detail
 
 
 def test_above_the_digit_limit_is_422_naming_it(client, sample):

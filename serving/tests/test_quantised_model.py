@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FIXTURES, MODEL_ROOT, MODEL_URI, png, running
 from mnist_serving.model.location import locate_uri
-from mnist_serving.model.runtime import load_model
+from mnist_serving.model.runtime import CHUNK, load_model
 
 INT8_OUTPUT = FIXTURES / "int8_output.tflite"
 
@@ -25,6 +25,19 @@ def test_fixture_is_dynamic_range_with_float_input_and_output(sample):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     accuracy = float((probabilities.argmax(axis=1) == sample["labels"]).mean())
     assert accuracy >= 0.97  # the card says 0.985 on the official 10k
+
+
+def test_a_big_batch_runs_in_chunks_with_the_same_outputs(sample):
+    model = load_model(locate_uri(MODEL_URI))
+    images = np.concatenate([sample["images"]] * 4)[: 2 * CHUNK + 37]
+    images = images.astype(np.float32) / 255.0
+    outputs = model.predict_outputs(images)
+    assert outputs.shape == (len(images), 10)
+    # The interpreter was never sized to the whole batch, and each image's
+    # outputs are those it gets in a chunk of its own.
+    assert model._batch_size <= CHUNK
+    np.testing.assert_allclose(outputs[-37:], model.predict_outputs(images[-37:]))
+    np.testing.assert_allclose(outputs[:3], model.predict_outputs(images[:3]))
 
 
 def test_model_with_an_integer_output_is_refused_with_the_fix(tmp_path: Path):

@@ -44,7 +44,12 @@ VALLEY = 0.8  # where its column holds at most this share of each side's peak in
 VALLEY_STROKES = 1  # ... chosen among columns crossing at most this many strokes
 CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
 STROKES_PER_DIGIT = 3  # a number of N digits has at most 3N strokes
+WIDTH_PER_DIGIT = 3.0  # ... and at most 3N line heights of inked columns
 MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
+# Candidate crops of one look, per digit allowed: every crop is a model input,
+# and a scribble that is mostly cuts would make thousands. Numbers composed of
+# test digits need at most 23 a digit (44 over both looks).
+MAX_CANDIDATES_PER_DIGIT = 64
 MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
 MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
 NO_DIGIT = (
@@ -186,6 +191,32 @@ def _check_solid(boxes: np.ndarray, areas: np.ndarray, line: float) -> None:
             "the image looks like noise or a filled area, not handwriting: a region "
             f"of {int(widths[solid][0])}x{int(heights[solid][0])} pixels is almost "
             "all ink; send a clean crop of the field with the number written in it"
+        )
+
+
+def _check_extent(boxes: np.ndarray, line: float, max_digits: int) -> None:
+    """Refuse more strokes, or more inked width, than `max_digits` digits make,
+    before the marks are cut (the costly step).
+
+    The inked width counts the columns some kept mark covers, in line heights;
+    numbers composed of MNIST's digits, and drawn ones, cover at most 1.4 a
+    digit.
+    """
+    if len(boxes) > STROKES_PER_DIGIT * max_digits:
+        raise InvalidInputError(
+            f"the image holds {len(boxes)} separate strokes: more digits than the "
+            f"limit of {max_digits} (MAX_NUMBER_DIGITS) can make; send one number "
+            "per request"
+        )
+    covered = np.zeros(int(boxes[:, 3].max()), dtype=bool)
+    for left, right in boxes[:, 2:4].tolist():
+        covered[left:right] = True
+    width = int(covered.sum()) / line
+    if width > WIDTH_PER_DIGIT * max_digits:
+        raise InvalidInputError(
+            f"the handwriting is {width:.0f} line heights wide: more than the limit "
+            f"of {max_digits} digits (MAX_NUMBER_DIGITS) can be, at "
+            f"{WIDTH_PER_DIGIT:g} line heights a digit; send one number per request"
         )
 
 
@@ -400,12 +431,13 @@ def gap_columns(atoms: list[Atom]) -> int:
     return gap
 
 
-def _candidates(atoms: list[Atom], line: float) -> list[tuple[int, int]]:
+def _candidates(atoms: list[Atom], line: float, limit: int) -> list[tuple[int, int]]:
     """Runs of up to MAX_ATOMS neighbouring atoms that could be one digit.
 
     At most MAX_SPAN lines wide and with at most MAX_GAP lines of empty columns
     inside; a single atom is always a candidate, so every split exists. A half
     of a narrow mark joins other marks' atoms only together with its other half.
+    InvalidInputError (422) as soon as there are more than `limit`.
     """
     halves = Counter(atom.mark for atom in atoms if atom.half)
     segments = []
@@ -421,6 +453,14 @@ def _candidates(atoms: list[Atom], line: float) -> list[tuple[int, int]]:
             if _splits_halves(run, halves):
                 continue
             segments.append((first, end))
+            if len(segments) > limit:
+                raise InvalidInputError(
+                    f"the image would need more than {limit} candidate digit crops "
+                    f"({MAX_CANDIDATES_PER_DIGIT} a digit at the digit limit, "
+                    "MAX_NUMBER_DIGITS): it holds more handwriting, or more tangled "
+                    "strokes, than one number; send a clean crop of one number per "
+                    "request"
+                )
     return segments
 
 
@@ -459,7 +499,9 @@ def segment_gray(
 ) -> Segmentation:
     """`segment` of an image decoded elsewhere: its `work_image` and (width, height).
 
-    Boxes are in the pixels of the image of that size.
+    Boxes are in the pixels of the image of that size. InvalidInputError (422)
+    for no ink, noise, a field without digits, or more strokes or candidate
+    crops than `max_digits` digits make, before any crop is made.
     """
     x_scale, y_scale = size[0] / gray.shape[1], size[1] / gray.shape[0]
     ink = normalize_polarity(gray[None])[0]
@@ -474,15 +516,9 @@ def segment_gray(
     boxes = _boxes(labels, count)
     keep, line = _keep(boxes)
     _check_solid(boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:], line)
+    _check_extent(boxes[keep], line, max_digits)
     atoms = _atoms(labels, boxes, keep, line)
-    strokes = int(keep.sum())
-    if strokes > STROKES_PER_DIGIT * max_digits:
-        raise InvalidInputError(
-            f"the image holds {strokes} separate strokes: more digits than the limit "
-            f"of {max_digits} (MAX_NUMBER_DIGITS) can make; send one number per "
-            "request"
-        )
-    segments = _candidates(atoms, line)
+    segments = _candidates(atoms, line, MAX_CANDIDATES_PER_DIGIT * max_digits)
     crops = [_crop(line_ink, atoms[a:b]) for a, b in segments]
     height = max(c.shape[0] for c in crops) + 2
     width = max(c.shape[1] for c in crops) + 2

@@ -26,6 +26,10 @@ from mnist_serving.model.location import ModelLocation
 log = logging.getLogger(__name__)
 
 
+# Images the batch interpreter runs at once (the default MAX_BATCH_IMAGES).
+CHUNK = 256
+
+
 @dataclass
 class DigitModel:
     """A verified LiteRT model with two interpreters: one image, and batches.
@@ -98,17 +102,28 @@ class DigitModel:
         """(N, 28, 28) -> the model's own (N, 10) or (N, 11) outputs, in one call.
 
         The 11th, where the card declares it, is "not one digit" (NOT_A_DIGIT).
+        The batch interpreter runs at most CHUNK images at a time: its tensors
+        grow with the batch (about 0.1 MB an image) and stay allocated, so a
+        number's hundreds of candidate crops must not size them.
         """
         batch = images.reshape(-1, *INPUT_SHAPE).astype(np.float32, copy=False)
         if len(batch) == 1:
             with self._single_lock:
                 return self._run(self._single, batch)
         with self._batch_lock:
-            if len(batch) != self._batch_size:
-                self._batch.resize_tensor_input(self._in, batch.shape)
-                self._batch.allocate_tensors()
-                self._batch_size = len(batch)
-            return self._run(self._batch, batch)
+            return np.concatenate(
+                [
+                    self._run_batch(batch[start : start + CHUNK])
+                    for start in range(0, len(batch), CHUNK)
+                ]
+            )
+
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self._batch_size:
+            self._batch.resize_tensor_input(self._in, batch.shape)
+            self._batch.allocate_tensors()
+            self._batch_size = len(batch)
+        return self._run(self._batch, batch)
 
     def _run(self, interpreter: Interpreter, batch: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(self._in, batch)
