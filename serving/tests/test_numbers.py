@@ -17,7 +17,12 @@ from mnist_serving.imaging.segment import (
     segment,
     strokes_between,
 )
-from mnist_serving.model.number_reader import DOUBT_MARGIN, _split_doubts, read_number
+from mnist_serving.model.number_reader import (
+    DOUBT_MARGIN,
+    _close_rival,
+    read_gray,
+    read_number,
+)
 from number_images import compose, first_of
 
 PNG = {"content-type": "image/png"}
@@ -166,16 +171,132 @@ def test_specks_are_ignored(client, number):
     assert read(client, noisy).json()["number"] == "4071"
 
 
-def test_one_model_call_per_number(client, sample, monkeypatch):
+def test_at_most_two_model_calls_however_many_digits(client, sample, monkeypatch):
     model = client.app.state.holder.model
     calls = []
     original = model.predict_outputs
     monkeypatch.setattr(
         model, "predict_outputs", lambda x: calls.append(len(x)) or original(x)
     )
-    number = compose(first_of(sample, "123456789012"), touching_at=4)
-    assert read(client, number.image).status_code == 200
+    for touching_at in (None, 4):
+        calls.clear()
+        number = compose(first_of(sample, "123456789012"), touching_at=touching_at)
+        assert read(client, number.image).status_code == 200
+        assert 1 <= len(calls) <= 2  # one call per look, never one per digit
+
+
+def two_rings_and_a_bar() -> tuple[np.ndarray, Image.Image]:
+    """A bar, then two rings drawn touching: one mark, about a line height wide."""
+    ink = np.zeros((60, 120), dtype=np.uint8)
+    ink[8:52, 10:14] = 255
+    rows, cols = np.mgrid[:60, :120]
+    for centre in (40, 58):
+        radius = np.hypot(rows - 32, (cols - centre) * 1.4)
+        ink[(radius >= 10) & (radius <= 13)] = 255
+    return ink, Image.fromarray(255 - ink)
+
+
+def test_a_refined_mark_is_cut_at_more_places_and_the_others_stay_as_they_were():
+    _, image = two_rings_and_a_bar()
+    gray = segment_module.work_image(image)
+    plain = segment_module.segment_gray(gray, image.size, 20)
+    ring_mark = plain.atoms[-1].mark
+    fine = segment_module.segment_gray(gray, image.size, 20, frozenset({ring_mark}))
+    rings = [a for a in plain.atoms if a.mark == ring_mark]
+    fine_rings = [a for a in fine.atoms if a.mark == ring_mark]
+    assert len(fine_rings) > len(rings)
+    bar = [
+        (a.left, a.right, a.top, a.bottom) for a in plain.atoms if a.mark != ring_mark
+    ]
+    assert bar == [
+        (a.left, a.right, a.top, a.bottom) for a in fine.atoms if a.mark != ring_mark
+    ]
+    # The pieces still make up the mark, pixel for pixel.
+    assert sum(int(a.mask.sum()) for a in fine_rings) == sum(
+        int(a.mask.sum()) for a in rings
+    )
+    every = segment_module.segment_gray(gray, image.size, 20, refine_all=True)
+    assert len(every.atoms) == len(fine.atoms)  # the bar is too narrow to cut
+
+
+def shape_reader(calls: list[np.ndarray]):
+    """A model that reads a crop by its shape alone: a narrow one is a 1, a wider
+    one a 0, and one much wider than tall is likely not one digit. It keeps the
+    inputs of each call in `calls`.
+    """
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        calls.append(inputs.copy())
+        ink = inputs.reshape(len(inputs), 28, 28) > 0.3
+        width, height = ink.any(axis=1).sum(axis=1), ink.any(axis=2).sum(axis=1)
+        rows = [
+            digit(1, 0.9, 0.02)
+            if w < 0.5 * h
+            else digit(0, 0.9, 0.95 if w > 1.2 * h else 0.02)
+            for w, h in zip(width, height, strict=True)
+        ]
+        return np.array(rows, np.float32)
+
+    return predict
+
+
+def test_a_doubtful_split_gets_a_second_look_that_classifies_only_new_crops():
+    _, image = two_rings_and_a_bar()
+    gray = segment_module.work_image(image)
+    first_calls, calls, fine_calls = [], [], []
+    first = read_number(segment(image, 20), shape_reader(first_calls), 20)
+    assert first.doubts
+    reading = read_gray(gray, image.size, shape_reader(calls), 20)
+    assert len(calls) == 2
+    assert np.array_equal(calls[0], first_calls[0])
+    # The second call holds no crop of the bar alone: its output is reused.
+    bar_alone = calls[0][0]
+    assert not any(np.array_equal(bar_alone, crop) for crop in calls[1])
+    assert len(calls[1]) < len(calls[0]) + len(calls[1]) - 1
+    # Reusing outputs changes nothing: the reading is that of the finer cuts
+    # classified all at once.
+    ring_mark = segment(image, 20).atoms[-1].mark
+    fine = segment_module.segment_gray(gray, image.size, 20, frozenset({ring_mark}))
+    again = read_number(fine, shape_reader(fine_calls), 20)
+    assert len(fine_calls[0]) > len(calls[1])
+    assert reading.number == again.number
+    assert reading.boxes == again.boxes
+    assert reading.doubts == again.doubts
+
+
+def test_finer_cuts_past_the_candidate_limit_keep_the_first_reading(monkeypatch):
+    _, image = two_rings_and_a_bar()
+    gray = segment_module.work_image(image)
+    first = segment_module.segment_gray(gray, image.size, 20)
+    ring_mark = first.atoms[-1].mark
+    fine = segment_module.segment_gray(gray, image.size, 20, frozenset({ring_mark}))
+    # A limit for 3 digits that the first look's candidates meet and the finer
+    # cuts' do not.
+    per_digit = -(-len(first.segments) // 3)
+    assert len(fine.segments) > 3 * per_digit
+    monkeypatch.setattr(segment_module, "MAX_CANDIDATES_PER_DIGIT", per_digit)
+    calls = []
+    reading = read_gray(gray, image.size, shape_reader(calls), 3)
     assert len(calls) == 1
+    expected = read_number(first, shape_reader([]), 3)
+    assert (reading.number, reading.boxes) == (expected.number, expected.boxes)
+
+
+def test_a_number_read_without_doubt_costs_one_call():
+    ink = np.zeros((60, 80), dtype=np.uint8)
+    ink[8:52, 10:14] = 255
+    rows, cols = np.mgrid[:60, :80]
+    radius = np.hypot(rows - 32, cols - 45)
+    ink[(radius >= 10) & (radius <= 13)] = 255  # wide enough to be cut again
+    image = Image.fromarray(255 - ink)
+    gray = segment_module.work_image(image)
+    ring_mark = segment(image, 20).atoms[-1].mark
+    plain = segment_module.segment_gray(gray, image.size, 20)
+    fine = segment_module.segment_gray(gray, image.size, 20, frozenset({ring_mark}))
+    assert len(fine.atoms) > len(plain.atoms)
+    calls = []
+    reading = read_gray(gray, image.size, shape_reader(calls), 20)
+    assert (reading.number, reading.doubts, len(calls)) == ("10", [], 1)
 
 
 def salt(image: np.ndarray, dots: int) -> np.ndarray:
@@ -362,10 +483,9 @@ def test_a_close_second_reading_is_a_doubt_a_distant_one_is_not():
     close = [(-0.1, (0, 1)), (-0.1 - 0.9 * DOUBT_MARGIN, (2,))]
     far = [(-0.1, (0, 1)), (-0.1 - 1.1 * DOUBT_MARGIN, (2,))]
     same = [(-0.1, (0, 1)), (-0.2, (0, 1))]  # the same digits, split otherwise
-    (doubt,) = _split_doubts(close, digits)
-    assert doubt.startswith("the split into digits is uncertain: 4 reads only")
-    assert _split_doubts(far, digits) == []
-    assert _split_doubts(same, digits) == []
+    assert _close_rival(close, digits) == close[1]
+    assert _close_rival(far, digits) is None
+    assert _close_rival(same, digits) is None
 
 
 def test_twenty_digits_are_read_and_big_jpegs_are_reduced_first(client, sample):

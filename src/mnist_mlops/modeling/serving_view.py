@@ -127,7 +127,8 @@ def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str 
     """A function from PNG or JPEG bytes of a number to the digits serving reads.
 
     It reads exactly as POST /predict-number does (decode, segment, one batched
-    call of the LiteRT model per number), with one interpreter for all numbers.
+    call of the LiteRT model per look at a number), with one interpreter for
+    all numbers.
     None where serving would refuse the image (its 4xx).
     """
     read_number_image, refused = _read_number_image()

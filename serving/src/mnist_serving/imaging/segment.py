@@ -43,6 +43,11 @@ NARROW_WIDTH = 0.35  # narrower marks above this width get one cut, at a valley
 VALLEY = 0.8  # where its column holds at most this share of each side's peak ink
 VALLEY_STROKES = 1  # ... chosen among columns crossing at most this many strokes
 CUT_STEP = 0.2  # candidate cuts of one mark are about this far apart
+# A mark the reader doubts (see `segment_gray`'s `refine`) is cut again more
+# finely: from this share of the line height wide, this far apart.
+FINE_WIDTH = 0.6
+FINE_STEP = 0.1
+FINE_BAND = 0.1  # ... and each seam stays this near its cut's column
 STROKES_PER_DIGIT = 3  # a number of N digits has at most 3N strokes
 WIDTH_PER_DIGIT = 3.0  # ... and at most 3N line heights of inked columns
 MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
@@ -263,9 +268,10 @@ def _keep(boxes: np.ndarray) -> tuple[np.ndarray, float]:
     return keep, line
 
 
-def _cuts(column_ink: np.ndarray, line: float) -> list[int]:
+def _cuts(column_ink: np.ndarray, line: float, step_share: float) -> list[int]:
     """Candidate cut columns of a wide mark: its thin columns, and a column every
-    CUT_STEP line heights between them, never closer than MIN_PIECE to an edge.
+    `step_share` line heights between them, never closer than MIN_PIECE to an
+    edge.
     """
     width = len(column_ink)
     margin = max(1, round(MIN_PIECE * line))
@@ -273,7 +279,7 @@ def _cuts(column_ink: np.ndarray, line: float) -> list[int]:
         return []
     inner = column_ink[1:-1]
     thin = np.flatnonzero((inner <= column_ink[:-2]) & (inner <= column_ink[2:])) + 1
-    step = max(1, round(CUT_STEP * line))
+    step = max(1, round(step_share * line))
     grid = np.arange(margin, width - margin + 1, step)
     cuts = np.union1d(thin[(thin >= margin) & (thin <= width - margin)], grid)
     keep = np.concatenate(([True], np.diff(cuts) >= max(1, step // 2)))
@@ -346,12 +352,17 @@ def _halves(own: np.ndarray, line: float) -> list[np.ndarray]:
     return [left, right]
 
 
-def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
-    """A wide mark's pixels split along the seam of each candidate cut."""
-    cuts = _cuts(own.sum(axis=0), line)
+def _pieces(
+    own: np.ndarray, line: float, step_share: float, band_share: float
+) -> list[np.ndarray]:
+    """A wide mark's pixels split along the seam of each candidate cut, the cuts
+    about `step_share` line heights apart and each seam within `band_share` line
+    heights of its cut's column.
+    """
+    cuts = _cuts(own.sum(axis=0), line, step_share)
     if not cuts:
         return [own]
-    band = max(1, round(CUT_STEP * line))
+    band = max(1, round(band_share * line))
     found = np.maximum.accumulate(_seams(own, np.array(cuts), band), axis=0)
     seams = [
         np.zeros(own.shape[0], dtype=np.int64),
@@ -367,17 +378,26 @@ def _pieces(own: np.ndarray, line: float) -> list[np.ndarray]:
     return pieces
 
 
-def _atoms(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, line: float):
+def _atoms(
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    keep: np.ndarray,
+    line: float,
+    refine: frozenset[int],
+) -> list[Atom]:
     """Kept marks in reading order, wide ones cut into pieces along seams and
-    narrow ones in two at a deep valley.
+    narrow ones in two at a deep valley; marks in `refine` (labels) more finely.
     """
     atoms: list[Atom] = []
     for mark in np.flatnonzero(keep).tolist():
         top, bottom, left, right = boxes[mark].tolist()
         own = labels[top:bottom, left:right] == mark + 1
-        narrow = NARROW_WIDTH * line < right - left <= CUT_WIDTH * line
-        if right - left > CUT_WIDTH * line:
-            pieces = _pieces(own, line)
+        fine = mark + 1 in refine and right - left > FINE_WIDTH * line
+        narrow = not fine and NARROW_WIDTH * line < right - left <= CUT_WIDTH * line
+        if fine:
+            pieces = _pieces(own, line, FINE_STEP, FINE_BAND)
+        elif right - left > CUT_WIDTH * line:
+            pieces = _pieces(own, line, CUT_STEP, CUT_STEP)
         elif narrow:
             pieces = _halves(own, line)
         else:
@@ -495,13 +515,21 @@ def segment(image: Image.Image, max_digits: int) -> Segmentation:
 
 
 def segment_gray(
-    gray: np.ndarray, size: tuple[int, int], max_digits: int
+    gray: np.ndarray,
+    size: tuple[int, int],
+    max_digits: int,
+    refine: frozenset[int] = frozenset(),
+    *,
+    refine_all: bool = False,
 ) -> Segmentation:
     """`segment` of an image decoded elsewhere: its `work_image` and (width, height).
 
-    Boxes are in the pixels of the image of that size. InvalidInputError (422)
-    for no ink, noise, a field without digits, or more strokes or candidate
-    crops than `max_digits` digits make, before any crop is made.
+    Boxes are in the pixels of the image of that size. The marks (`Atom.mark`)
+    in `refine` are cut at more places (from FINE_WIDTH wide, every FINE_STEP):
+    the reader's second look where its first split was doubtful; with
+    `refine_all`, every mark is. InvalidInputError (422) for no ink, noise, a
+    field without digits, or more strokes or candidate crops than `max_digits`
+    digits make, before any crop is made.
     """
     x_scale, y_scale = size[0] / gray.shape[1], size[1] / gray.shape[0]
     ink = normalize_polarity(gray[None])[0]
@@ -517,7 +545,9 @@ def segment_gray(
     keep, line = _keep(boxes)
     _check_solid(boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:], line)
     _check_extent(boxes[keep], line, max_digits)
-    atoms = _atoms(labels, boxes, keep, line)
+    if refine_all:
+        refine = frozenset(range(1, count + 1))
+    atoms = _atoms(labels, boxes, keep, line, refine)
     segments = _candidates(atoms, line, MAX_CANDIDATES_PER_DIGIT * max_digits)
     crops = [_crop(line_ink, atoms[a:b]) for a, b in segments]
     height = max(c.shape[0] for c in crops) + 2

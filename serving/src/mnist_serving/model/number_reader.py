@@ -1,5 +1,6 @@
 """Read a whole handwritten number: every candidate crop in one model call, then
-the most plausible split into digits by dynamic programming.
+the most plausible split into digits by dynamic programming; where that split
+is in doubt, a second look at finer cuts of the doubted marks (`read_gray`).
 
 A split is a sequence of segments (runs of neighbouring atoms, see
 `mnist_serving.imaging.segment`) that covers every atom once. Its score is the
@@ -35,7 +36,8 @@ from mnist_serving.imaging.segment import (
     Atom,
     Segmentation,
     gap_columns,
-    segment,
+    segment_gray,
+    work_image,
 )
 from mnist_serving.model.card import NOT_A_DIGIT, NUM_CLASSES, digit_probabilities
 
@@ -172,7 +174,80 @@ def read_number(
     has more than `max_digits`.
     """
     inputs = grays_to_mnist(seg.crops)
+    return _best_reading(seg, inputs, predict(inputs), max_digits)[0]
+
+
+def read_gray(
+    gray: np.ndarray,
+    size: tuple[int, int],
+    predict: Callable[[np.ndarray], np.ndarray],
+    max_digits: int,
+) -> NumberReading:
+    """Segment and read a number's `work_image`, looking twice where in doubt.
+
+    When the first split is doubtful (a digit of odd shape or likely not one
+    digit, or a close reading that differs), the marks of the doubted digits
+    are cut again at more places (`segment_gray`'s `refine`) and the number is
+    read from those candidates: touching digits that the first cuts missed are
+    often separated then. Only the new crops go to the model, in one more call;
+    a number read without doubt costs one call, as before.
+    """
+    seg = segment_gray(gray, size, max_digits)
+    inputs = grays_to_mnist(seg.crops)
     outputs = predict(inputs)
+    reading, doubted = _best_reading(seg, inputs, outputs, max_digits)
+    if not doubted:
+        return reading
+    refine = frozenset(
+        seg.atoms[k].mark for i in doubted for k in range(*seg.segments[i])
+    )
+    try:
+        fine = segment_gray(gray, size, max_digits, refine)
+    except InvalidInputError:
+        return reading  # finer cuts would pass the candidate limit: keep the first
+    changed = {mark for mark in refine if _pieces(seg, mark) != _pieces(fine, mark)}
+    if not changed:
+        return reading  # the doubted marks are too narrow to cut at more places
+    known = {
+        _key(seg, index): row
+        for index, row in enumerate(outputs)
+        if not _touches(seg, index, changed)
+    }
+    keys = [_key(fine, index) for index in range(len(fine.segments))]
+    new = [index for index, key in enumerate(keys) if key not in known]
+    fine_inputs = grays_to_mnist(fine.crops)
+    fine_outputs = np.empty((len(keys), outputs.shape[1]), dtype=outputs.dtype)
+    if new:
+        fine_outputs[new] = predict(fine_inputs[new])
+    for index, key in enumerate(keys):
+        if key in known:
+            fine_outputs[index] = known[key]
+    return _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
+
+
+def _key(seg: Segmentation, index: int) -> tuple[tuple[int, int, int], ...]:
+    """The atoms of candidate `index`, as (mark, left, top): the same in both looks
+    for marks that were not cut again."""
+    first, end = seg.segments[index]
+    return tuple((atom.mark, atom.left, atom.top) for atom in seg.atoms[first:end])
+
+
+def _pieces(seg: Segmentation, mark: int) -> list[tuple[int, int, int, int]]:
+    """The boxes of the atoms that mark `mark` was cut into."""
+    return [(a.left, a.top, a.right, a.bottom) for a in seg.atoms if a.mark == mark]
+
+
+def _touches(seg: Segmentation, index: int, marks: set[int]) -> bool:
+    """Whether candidate `index` holds an atom of one of `marks`."""
+    first, end = seg.segments[index]
+    return any(atom.mark in marks for atom in seg.atoms[first:end])
+
+
+def _best_reading(
+    seg: Segmentation, inputs: np.ndarray, outputs: np.ndarray, max_digits: int
+) -> tuple[NumberReading, set[int]]:
+    """The best split of the candidates given the model's outputs for them, and
+    the candidates it doubts (see `_doubted`)."""
     probabilities = digit_probabilities(outputs)
     not_digit = (
         outputs[:, NOT_A_DIGIT]
@@ -200,8 +275,19 @@ def read_number(
     reading = NumberReading(chosen, boxes, [], inputs[list(path)])
     reading.doubts.extend(_shape_doubts(path, shapes))
     reading.doubts.extend(_whole_doubts(path, not_digit))
-    reading.doubts.extend(_split_doubts(splits, digits))
-    return reading
+    rival = _close_rival(splits, digits)
+    if rival is not None:
+        odds = math.exp(splits[0][0] - rival[0])
+        reading.doubts.append(
+            f"the split into digits is uncertain: {_spell(rival[1], digits)} reads "
+            f"only {odds:.1f} times less likely"
+        )
+    doubted = {
+        i for i in path if shapes[i] > DOUBT_PENALTY or not_digit[i] > DOUBT_NOT_A_DIGIT
+    }
+    if rival is not None:
+        doubted |= set(path) ^ set(rival[1])
+    return reading, doubted
 
 
 def read_number_image(
@@ -216,7 +302,7 @@ def read_number_image(
     aspect bound (a 20-digit number is far wider than a digit).
     """
     image = open_image(data, max_pixels, max_aspect=MAX_ASPECT)
-    return read_number(segment(image, max_digits), predict, max_digits)
+    return read_gray(work_image(image), image.size, predict, max_digits)
 
 
 def _shape_doubts(path: tuple[int, ...], shapes: np.ndarray) -> list[str]:
@@ -237,18 +323,17 @@ def _whole_doubts(path: tuple[int, ...], not_digit: np.ndarray) -> list[str]:
     ]
 
 
-def _split_doubts(
+def _spell(path: tuple[int, ...], digits: list[int]) -> str:
+    """The digits a split reads."""
+    return "".join(str(digits[i]) for i in path)
+
+
+def _close_rival(
     splits: list[tuple[float, tuple[int, ...]]], digits: list[int]
-) -> list[str]:
-    """A different reading that scores nearly as well as the best one."""
+) -> tuple[float, tuple[int, ...]] | None:
+    """A split that reads differently and scores within DOUBT_MARGIN of the best."""
     score, path = splits[0]
-    reading = "".join(str(digits[i]) for i in path)
     for other_score, other in splits[1:]:
-        other_reading = "".join(str(digits[i]) for i in other)
-        if other_reading != reading and score - other_score < DOUBT_MARGIN:
-            odds = math.exp(score - other_score)
-            return [
-                f"the split into digits is uncertain: {other_reading} reads only "
-                f"{odds:.1f} times less likely"
-            ]
-    return []
+        if _spell(other, digits) != _spell(path, digits):
+            return (other_score, other) if score - other_score < DOUBT_MARGIN else None
+    return None

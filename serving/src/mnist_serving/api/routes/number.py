@@ -13,8 +13,8 @@ from mnist_serving.api.routes.feedback import record
 from mnist_serving.core.workers import inline, small
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.offload import decode_in_child
-from mnist_serving.imaging.segment import MAX_ASPECT, segment, segment_gray, work_side
-from mnist_serving.model.number_reader import NumberReading, read_number
+from mnist_serving.imaging.segment import MAX_ASPECT, work_image, work_side
+from mnist_serving.model.number_reader import NumberReading, read_gray
 from mnist_serving.model.predictions import (
     AuditContext,
     number_review,
@@ -23,20 +23,16 @@ from mnist_serving.model.predictions import (
 
 
 def _read(image: Image.Image, ctx: PredictContext) -> NumberReading:
-    """Decode a small image, segment, classify (one model call); a worker thread."""
-    max_digits = ctx.settings.max_number_digits
-    return read_number(
-        segment(image, max_digits), ctx.model.predict_outputs, max_digits
-    )
+    """Segment and classify a small image decoded inline; a worker thread."""
+    return _read_gray(work_image(image), image.size, ctx)
 
 
 def _read_gray(
     gray: np.ndarray, size: tuple[int, int], ctx: PredictContext
 ) -> NumberReading:
-    """Segment and classify an image decoded in a child process; a worker thread."""
+    """Segment and classify a number's work image; a worker thread."""
     max_digits = ctx.settings.max_number_digits
-    seg = segment_gray(gray, size, max_digits)
-    return read_number(seg, ctx.model.predict_outputs, max_digits)
+    return read_gray(gray, size, ctx.model.predict_outputs, max_digits)
 
 
 async def answer_number(data: bytes, ctx: PredictContext) -> dict[str, Any]:

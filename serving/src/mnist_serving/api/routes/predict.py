@@ -290,7 +290,8 @@ async def predict_number(
         File(description="PNG or JPEG of one number of up to MAX_NUMBER_DIGITS."),
     ] = None,
 ) -> dict[str, Any]:
-    """Read the digits of one number, left to right, in one model call."""
+    """Read the digits of one number, left to right: one model call for all the
+    candidate crops, and one more for finer cuts where the split is in doubt."""
     data = (
         await file.read()
         if file is not None
