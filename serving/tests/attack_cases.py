@@ -150,8 +150,9 @@ def big_rgba() -> list[Request]:
     return [_raw(_png(rgba))]
 
 
-def _scribble(blocks: int) -> bytes:
-    """Zigzags, each 8 line heights wide: few strokes, each cut at every turn."""
+def scribble(blocks: int) -> bytes:
+    """A PNG of zigzags, dark on light, each 8 line heights wide: few strokes,
+    each cut at every turn."""
     image = Image.new("L", (blocks * 420 + 40, 90), 255)
     draw = ImageDraw.Draw(image)
     for block in range(blocks):
@@ -168,7 +169,7 @@ def number_scribble() -> list[Request]:
     candidates are counted."""
     requests = []
     for blocks in (40, 7):
-        requests += [{**_raw(_scribble(blocks)), "path": "/predict-number"}] * 10
+        requests += [{**_raw(scribble(blocks)), "path": "/predict-number"}] * 10
     return requests
 
 

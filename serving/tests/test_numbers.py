@@ -6,8 +6,9 @@ import base64
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from attack_cases import scribble
 from conftest import jpeg, png
 from mnist_serving.imaging import segment as segment_module
 from mnist_serving.imaging.segment import (
@@ -348,17 +349,6 @@ def test_unreadable_fields_are_4xx(client, image, status, words):
     assert client.get("/health/ready").status_code == 200
 
 
-def scribble(blocks: int) -> np.ndarray:
-    """Zigzags, each 8 line heights wide: few strokes, each cut at many places."""
-    ink = Image.new("L", (blocks * 420 + 40, 90), 0)
-    draw = ImageDraw.Draw(ink)
-    for block in range(blocks):
-        left = 20 + block * 420
-        points = [(left + x, 20 + 50 * ((x // 13) % 2)) for x in range(0, 400, 13)]
-        draw.line(points, fill=255, width=3)
-    return np.asarray(ink)
-
-
 @pytest.mark.parametrize(
     ("blocks", "words"),
     [
@@ -368,7 +358,7 @@ def scribble(blocks: int) -> np.ndarray:
     ],
 )
 def test_a_scribble_is_422_before_its_crops_are_classified(client, blocks, words):
-    response = read(client, scribble(blocks))
+    response = client.post("/predict-number", content=scribble(blocks), headers=PNG)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert words in detail
