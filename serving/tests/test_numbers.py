@@ -283,6 +283,28 @@ def test_finer_cuts_past_the_candidate_limit_keep_the_first_reading(monkeypatch)
     assert (reading.number, reading.boxes) == (expected.number, expected.boxes)
 
 
+def test_a_second_look_reading_past_the_digit_limit_keeps_the_first():
+    _, image = two_rings_and_a_bar()
+    gray = segment_module.work_image(image)
+
+    def pieces_are_ones(inputs: np.ndarray) -> np.ndarray:
+        """Narrow crops are sure 1s; the others likely not one digit."""
+        ink = inputs.reshape(len(inputs), 28, 28) > 0.3
+        width, height = ink.any(axis=1).sum(axis=1), ink.any(axis=2).sum(axis=1)
+        rows = [
+            digit(1, 0.95, 0.01) if w < 0.6 * h else digit(0, 0.6, 0.6)
+            for w, h in zip(width, height, strict=True)
+        ]
+        return np.array(rows, np.float32)
+
+    assert read_gray(gray, image.size, pieces_are_ones, 20).number == "1111"
+    first = read_number(segment(image, 20), pieces_are_ones, 3)
+    assert first.number == "10" and first.doubts
+    # With a limit of 3 digits the second look's four are not an answer: the
+    # first reading stands, not a 422.
+    assert read_gray(gray, image.size, pieces_are_ones, 3).number == "10"
+
+
 def test_a_number_read_without_doubt_costs_one_call():
     ink = np.zeros((60, 80), dtype=np.uint8)
     ink[8:52, 10:14] = 255

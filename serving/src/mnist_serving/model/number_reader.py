@@ -222,7 +222,10 @@ def read_gray(
     for index, key in enumerate(keys):
         if key in known:
             fine_outputs[index] = known[key]
-    return _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
+    try:
+        return _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
+    except InvalidInputError:
+        return reading  # finer cuts read more digits than the limit: keep the first
 
 
 def _key(seg: Segmentation, index: int) -> tuple[tuple[int, int, int], ...]:
