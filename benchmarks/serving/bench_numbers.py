@@ -51,6 +51,7 @@ from mnist_serving.core.errors import ServingError
 from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.preprocess import grays_to_mnist
 from mnist_serving.imaging.segment import (
+    EVERY_MARK,
     MAX_ASPECT,
     Segmentation,
     segment_gray,
@@ -155,7 +156,7 @@ def accuracy(model: bytes, numbers: list[ComposedNumber]) -> dict:
         # candidates of either look are (nearly all) among these. So many that
         # serving's candidate limit for 20 digits would refuse some: 200 here.
         image = open_image(data, 16_777_216, max_aspect=MAX_ASPECT)
-        seg = segment_gray(work_image(image), image.size, 200, refine_all=True)
+        seg = segment_gray(work_image(image), image.size, 200, EVERY_MARK)
         outputs = predict(grays_to_mnist(seg.crops))
         digits = digit_probabilities(outputs).argmax(axis=1).tolist()
         reachable.append(readable(seg, digits, number.label))

@@ -216,7 +216,7 @@ def test_a_refined_mark_is_cut_at_more_places_and_the_others_stay_as_they_were()
     assert sum(int(a.mask.sum()) for a in fine_rings) == sum(
         int(a.mask.sum()) for a in rings
     )
-    every = segment_module.segment_gray(gray, image.size, 20, refine_all=True)
+    every = segment_module.segment_gray(gray, image.size, 20, segment_module.EVERY_MARK)
     assert len(every.atoms) == len(fine.atoms)  # the bar is too narrow to cut
 
 

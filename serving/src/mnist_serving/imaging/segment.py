@@ -31,6 +31,7 @@ WORK_WIDTH = 4096  # ... and below this width
 LINE_PIXELS = 48  # the ink's height is box-reduced to about this before splitting
 INK_LEVEL = 0.25 * SCALE  # ink at or above this share of its peak makes a mark
 MAX_MARKS = 400  # more separate marks than this is noise, not handwriting
+EVERY_MARK = frozenset(range(1, MAX_MARKS + 1))  # every label a mark can have
 SOLID = 0.75  # a wide mark with more of its box inked than this is not a stroke
 STACKED = 0.5  # marks sharing this share of their columns are one digit's pieces
 RULE_ASPECT = 8.0  # a mark this many times wider than tall is a ruled line
@@ -519,15 +520,13 @@ def segment_gray(
     size: tuple[int, int],
     max_digits: int,
     refine: frozenset[int] = frozenset(),
-    *,
-    refine_all: bool = False,
 ) -> Segmentation:
     """`segment` of an image decoded elsewhere: its `work_image` and (width, height).
 
     Boxes are in the pixels of the image of that size. The marks (`Atom.mark`)
     in `refine` are cut at more places (from FINE_WIDTH wide, every FINE_STEP):
-    the reader's second look where its first split was doubtful; with
-    `refine_all`, every mark is. InvalidInputError (422) for no ink, noise, a
+    the reader's second look where its first split was doubtful (EVERY_MARK:
+    all of them). InvalidInputError (422) for no ink, noise, a
     field without digits, or more strokes or candidate crops than `max_digits`
     digits make, before any crop is made.
     """
@@ -545,8 +544,6 @@ def segment_gray(
     keep, line = _keep(boxes)
     _check_solid(boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:], line)
     _check_extent(boxes[keep], line, max_digits)
-    if refine_all:
-        refine = frozenset(range(1, count + 1))
     atoms = _atoms(labels, boxes, keep, line, refine)
     segments = _candidates(atoms, line, MAX_CANDIDATES_PER_DIGIT * max_digits)
     crops = [_crop(line_ink, atoms[a:b]) for a, b in segments]

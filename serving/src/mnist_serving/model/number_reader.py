@@ -205,23 +205,27 @@ def read_gray(
         fine = segment_gray(gray, size, max_digits, refine)
     except InvalidInputError:
         return reading  # finer cuts would pass the candidate limit: keep the first
-    changed = {mark for mark in refine if _pieces(seg, mark) != _pieces(fine, mark)}
+    changed = {
+        mark for mark in refine if _mark_boxes(seg, mark) != _mark_boxes(fine, mark)
+    }
     if not changed:
         return reading  # the doubted marks are too narrow to cut at more places
+    # Candidates made only of marks not cut again are the first look's: their
+    # model inputs and outputs are reused, the rest prepared and classified.
     known = {
-        _key(seg, index): row
-        for index, row in enumerate(outputs)
+        _key(seg, index): index
+        for index in range(len(seg.segments))
         if not _touches(seg, index, changed)
     }
-    keys = [_key(fine, index) for index in range(len(fine.segments))]
-    new = [index for index, key in enumerate(keys) if key not in known]
-    fine_inputs = grays_to_mnist(fine.crops)
-    fine_outputs = np.empty((len(keys), outputs.shape[1]), dtype=outputs.dtype)
-    if new:
-        fine_outputs[new] = predict(fine_inputs[new])
-    for index, key in enumerate(keys):
-        if key in known:
-            fine_outputs[index] = known[key]
+    found = [known.get(_key(fine, index)) for index in range(len(fine.segments))]
+    new = [index for index, first in enumerate(found) if first is None]
+    old = [index for index, first in enumerate(found) if first is not None]
+    before = [found[index] for index in old]
+    fine_inputs = np.empty((len(found), *inputs.shape[1:]), dtype=inputs.dtype)
+    fine_outputs = np.empty((len(found), outputs.shape[1]), dtype=outputs.dtype)
+    fine_inputs[old], fine_outputs[old] = inputs[before], outputs[before]
+    fine_inputs[new] = grays_to_mnist(fine.crops[new])
+    fine_outputs[new] = predict(fine_inputs[new])
     try:
         return _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
     except InvalidInputError:
@@ -235,7 +239,7 @@ def _key(seg: Segmentation, index: int) -> tuple[tuple[int, int, int], ...]:
     return tuple((atom.mark, atom.left, atom.top) for atom in seg.atoms[first:end])
 
 
-def _pieces(seg: Segmentation, mark: int) -> list[tuple[int, int, int, int]]:
+def _mark_boxes(seg: Segmentation, mark: int) -> list[tuple[int, int, int, int]]:
     """The boxes of the atoms that mark `mark` was cut into."""
     return [(a.left, a.top, a.right, a.bottom) for a in seg.atoms if a.mark == mark]
 
@@ -250,7 +254,8 @@ def _best_reading(
     seg: Segmentation, inputs: np.ndarray, outputs: np.ndarray, max_digits: int
 ) -> tuple[NumberReading, set[int]]:
     """The best split of the candidates given the model's outputs for them, and
-    the candidates it doubts (see `_doubted`)."""
+    the candidates it doubts: chosen digits of odd shape or likely not one
+    digit, and those a close rival split reads otherwise."""
     probabilities = digit_probabilities(outputs)
     not_digit = (
         outputs[:, NOT_A_DIGIT]
