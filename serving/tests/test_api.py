@@ -18,7 +18,7 @@ from mnist_serving.api.routes import predict
 from mnist_serving.core.config import Settings
 from mnist_serving.core.log_config import JsonFormatter
 from mnist_serving.core.workers import IMAGE_THREAD_NICE
-from mnist_serving.model.predictions import review_for
+from mnist_serving.model.review import review_for
 
 
 def files_for(data: bytes, name: str = "digit.png", kind: str = "image/png"):

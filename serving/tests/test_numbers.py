@@ -47,7 +47,7 @@ def test_reads_a_number_with_boxes_and_product_confidence(client, number):
     body = response.json()
     assert body["number"] == "4071"
     assert [d["digit"] for d in body["digits"]] == [4, 0, 7, 1]
-    confidence = np.prod([d["confidence"] for d in body["digits"]])
+    confidence = np.prod([d["confidence"] * d["whole"] for d in body["digits"]])
     assert body["confidence"] == pytest.approx(confidence)
     assert body["review"] in {
         "auto_approved",
@@ -170,6 +170,30 @@ def test_specks_are_ignored(client, number):
     for y, x in [(3, 3), (40, 20), (2, 60), (41, 90)]:
         noisy[y, x] = 255
     assert read(client, noisy).json()["number"] == "4071"
+
+
+def test_the_confidence_counts_each_crops_chance_of_being_one_digit(
+    client, number, monkeypatch
+):
+    """A merged or broken crop can read as a sure digit: the number's
+    confidence, and so its review, also weighs the "not one digit" output."""
+    model = client.app.state.holder.model
+    original = model.predict_outputs
+
+    def unsure_of_the_cuts(inputs: np.ndarray) -> np.ndarray:
+        outputs = original(inputs)[:, :10]  # the fixture model has ten outputs
+        return np.hstack([outputs * 0.9, np.full((len(outputs), 1), 0.1)])
+
+    plain = read(client, number.image).json()
+    assert [d["whole"] for d in plain["digits"]] == [1.0] * 4
+    monkeypatch.setattr(model, "predict_outputs", unsure_of_the_cuts)
+    body = read(client, number.image).json()
+    assert body["number"] == "4071"
+    assert [d["whole"] for d in body["digits"]] == pytest.approx([0.9] * 4)
+    expected = np.prod([d["confidence"] * 0.9 for d in body["digits"]])
+    assert body["confidence"] == pytest.approx(expected)
+    assert body["confidence"] < 0.95 <= min(d["confidence"] for d in body["digits"])
+    assert body["review"] != "auto_approved"
 
 
 def test_at_most_two_model_calls_however_many_digits(client, sample, monkeypatch):
@@ -303,6 +327,43 @@ def test_a_second_look_reading_past_the_digit_limit_keeps_the_first():
     # With a limit of 3 digits the second look's four are not an answer: the
     # first reading stands, not a 422.
     assert read_gray(gray, image.size, pieces_are_ones, 3).number == "10"
+
+
+@pytest.mark.parametrize(("fine_p", "expected"), [(0.6, "10"), (0.8, "101")])
+def test_the_second_look_stands_only_if_the_model_finds_it_more_likely(
+    fine_p, expected
+):
+    """The first look reads "10", unsure the rings are one digit (confidence
+    0.99 x 0.99 x 0.45). The finer cuts' split scores higher, but is "101" only
+    at `fine_p` a digit: it replaces the first reading only when more likely."""
+    _, image = two_rings_and_a_bar()
+    gray = segment_module.work_image(image)
+    calls: list[int] = []
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        calls.append(len(inputs))
+        ink = inputs.reshape(len(inputs), 28, 28) > 0.3
+        width, height = ink.any(axis=1).sum(axis=1), ink.any(axis=2).sum(axis=1)
+        if len(calls) == 1:
+            rows = [
+                digit(1, 0.99, 0.0) if w < 0.6 * h else digit(0, 0.99, 0.55)
+                for w, h in zip(width, height, strict=True)
+            ]
+        else:  # only the finer cuts' new crops
+            rows = [
+                digit(1, fine_p, 0.0)
+                if w < 0.6 * h
+                else digit(0, fine_p, 0.95 if w > 1.2 * h else 0.0)
+                for w, h in zip(width, height, strict=True)
+            ]
+        return np.array(rows, np.float32)
+
+    reading = read_gray(gray, image.size, predict, 20)
+    assert len(calls) == 2
+    assert reading.number == expected
+    assert reading.confidence == pytest.approx(
+        0.99 * 0.99 * 0.45 if expected == "10" else 0.99 * fine_p * fine_p, rel=1e-3
+    )
 
 
 def test_a_number_read_without_doubt_costs_one_call():
@@ -562,6 +623,9 @@ def test_the_not_one_digit_output_decides_between_a_merge_and_a_split():
     np.testing.assert_allclose(reading.probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert reading.probabilities[0, 1] == pytest.approx(0.6, abs=1e-6)
     assert reading.doubts == []
+    # ... and each chosen crop's chance of being one whole digit.
+    np.testing.assert_allclose(reading.whole, [0.99, 0.99], atol=1e-6)
+    np.testing.assert_allclose(read_number(seg, ten, 20).whole, [1.0])
 
 
 def test_a_digit_the_model_finds_not_whole_is_a_doubt():

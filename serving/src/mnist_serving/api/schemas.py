@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mnist_serving.model.predictions import Review
+from mnist_serving.model.review import Review
 
 MAX_DRAWING_KEYS = 8  # the drawing body has one; a few more get their own errors
 
@@ -74,6 +74,12 @@ class NumberDigit(Prediction):
         max_length=4,
         description="x, y, width, height of the digit's ink in the input's pixels.",
     )
+    whole: float = Field(
+        ge=0,
+        le=1,
+        description="Probability that this crop is one whole digit, not a piece of "
+        "one or two digits merged (1 for a model without that output).",
+    )
 
 
 class NumberResponse(BaseModel):
@@ -84,8 +90,9 @@ class NumberResponse(BaseModel):
     confidence: float = Field(
         ge=0,
         le=1,
-        description="Product of the digits' confidences: the chance that the whole "
-        "number is right, if the digits' errors are independent.",
+        description="Product over the digits of `confidence` times `whole`: the "
+        "chance that every crop is one whole digit and is read right, if their "
+        "errors are independent.",
     )
     review: Review = Field(
         description="Routing of the whole number: the band of `confidence` (never "

@@ -87,11 +87,23 @@ class NumberReading:
     boxes: list[list[int]]  # x, y, w, h in the input's pixels
     doubts: list[str]
     inputs: np.ndarray  # (digits, 28, 28, 1): each digit's model input
+    # (digits,): the model's probability that each crop is one whole digit (one
+    # minus its "not one digit" output; 1 for a model without that output).
+    whole: np.ndarray
 
     @property
     def number(self) -> str:
         """The digits as a string."""
         return "".join(str(d) for d in self.probabilities.argmax(axis=1).tolist())
+
+    @property
+    def confidence(self) -> float:
+        """The chance that the number is right: every crop one whole digit and
+        read right (each digit's top probability times `whole`), if their errors
+        are independent. A 1 swallowed by its neighbour reads as a sure 9; only
+        the "not one digit" output tells that crop from a whole 9.
+        """
+        return float(np.prod(self.probabilities.max(axis=1) * self.whole))
 
 
 def _extent(atoms: list[Atom]) -> tuple[int, int, int, int]:
@@ -189,8 +201,9 @@ def read_gray(
     digit, or a close reading that differs), the marks of the doubted digits
     are cut again at more places (`segment_gray`'s `refine`) and the number is
     read from those candidates: touching digits that the first cuts missed are
-    often separated then. Only the new crops go to the model, in one more call;
-    a number read without doubt costs one call, as before.
+    often separated then. That reading replaces the first if its `confidence`
+    is higher. Only the new crops go to the model, in one more call; a number
+    read without doubt costs one call, as before.
     """
     seg = segment_gray(gray, size, max_digits)
     inputs = grays_to_mnist(seg.crops)
@@ -227,9 +240,15 @@ def read_gray(
     fine_inputs[new] = grays_to_mnist(fine.crops[new])
     fine_outputs[new] = predict(fine_inputs[new])
     try:
-        return _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
+        second = _best_reading(fine, fine_inputs, fine_outputs, max_digits)[0]
     except InvalidInputError:
         return reading  # finer cuts read more digits than the limit: keep the first
+    # The split's score favours more digits and ordinary shapes; between the
+    # two looks' readings, the one the model finds more likely right stands
+    # (the finer one on a tie, as the score prefers it). A finer cut of a
+    # doubted digit can read as two plausible digits that the model is unsure
+    # of, or unsure are whole.
+    return second if second.confidence >= reading.confidence else reading
 
 
 def _key(seg: Segmentation, index: int) -> tuple[tuple[int, int, int], ...]:
@@ -280,7 +299,8 @@ def _best_reading(
         )
     chosen = probabilities[list(path)]
     boxes = [seg.boxes[i].tolist() for i in path]
-    reading = NumberReading(chosen, boxes, [], inputs[list(path)])
+    whole = 1.0 - not_digit[list(path)]
+    reading = NumberReading(chosen, boxes, [], inputs[list(path)], whole)
     reading.doubts.extend(_shape_doubts(path, shapes))
     reading.doubts.extend(_whole_doubts(path, not_digit))
     rival = _close_rival(splits, digits)

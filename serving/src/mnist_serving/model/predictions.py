@@ -6,25 +6,16 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from mnist_serving.core.config import Settings
 from mnist_serving.core.log_config import AUDIT_FIELD
 from mnist_serving.core.metrics import CONFIDENCE, DIGIT_COUNTERS, REVIEW_COUNTERS
+from mnist_serving.model.review import Review, review_for
 
 audit_log = logging.getLogger("mnist_serving.audit")
-Review = Literal["auto_approved", "secondary_verification", "manual_review"]
-
-
-def review_for(confidence: float, settings: Settings) -> Review:
-    """The seed's quality-assurance rule."""
-    if confidence >= settings.review_auto_approve:
-        return "auto_approved"
-    if confidence >= settings.review_secondary:
-        return "secondary_verification"
-    return "manual_review"
 
 
 @dataclass(frozen=True)
@@ -86,17 +77,3 @@ def to_predictions(
         REVIEW_COUNTERS[review].inc(count)
     audit_log.info("prediction", extra={AUDIT_FIELD: audit})
     return results
-
-
-def number_review(confidence: float, doubts: list[str], settings: Settings) -> Review:
-    """The band of the number's confidence, one band lower when a split is doubtful.
-
-    The confidence is the product of the digits' confidences, never above the
-    weakest digit's, so the band is never better than that digit's band.
-    """
-    review = review_for(confidence, settings)
-    if doubts and review == "auto_approved":
-        return "secondary_verification"
-    if doubts:
-        return "manual_review"
-    return review

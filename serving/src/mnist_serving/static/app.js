@@ -238,7 +238,9 @@
       boxCtx.fillText(`${d.digit} ${(d.confidence * 100).toFixed(0)}%`, x, Math.max(20, y - 8));
       const item = document.createElement("li");
       item.dataset.digit = String(d.digit);
-      item.textContent = `${d.digit}: ${(d.confidence * 100).toFixed(1)}%`;
+      // `whole`: the model's chance that the crop is one whole digit (not a
+      // piece, not two merged); the number's confidence counts it too.
+      item.textContent = `${d.digit}: ${(d.confidence * 100).toFixed(1)}%, one whole digit ${(d.whole * 100).toFixed(1)}%`;
       numberDigits.append(item);
     });
     numberOut.textContent = result.number;

@@ -15,11 +15,8 @@ from mnist_serving.imaging.decode import open_image
 from mnist_serving.imaging.offload import decode_in_child
 from mnist_serving.imaging.segment import MAX_ASPECT, work_image, work_side
 from mnist_serving.model.number_reader import NumberReading, read_gray
-from mnist_serving.model.predictions import (
-    AuditContext,
-    number_review,
-    to_predictions,
-)
+from mnist_serving.model.predictions import AuditContext, to_predictions
+from mnist_serving.model.review import number_review
 
 
 def _read(image: Image.Image, ctx: PredictContext) -> NumberReading:
@@ -65,10 +62,10 @@ def _answer(reading: NumberReading, ctx: PredictContext) -> dict[str, Any]:
         ctx.request_id, ctx.caller.id, request.url.path, request.state.started
     )
     digits = to_predictions(reading.probabilities, ctx.settings, audit)
-    confidence = 1.0
-    for digit, box in zip(digits, reading.boxes, strict=True):
+    for digit, box, whole in zip(digits, reading.boxes, reading.whole, strict=True):
         digit["box"] = box
-        confidence *= digit["confidence"]
+        digit["whole"] = float(whole)
+    confidence = reading.confidence
     review = number_review(confidence, reading.doubts, ctx.settings)
     # Each digit is stored as a prediction of its own, `<request_id>:<place>` as
     # a batch's images are, so a clerk's correction of one digit is feedback. The
