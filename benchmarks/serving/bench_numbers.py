@@ -59,7 +59,7 @@ from mnist_serving.imaging.segment import (
 )
 from mnist_serving.model.card import digit_probabilities
 from mnist_serving.model.number_reader import read_number_image
-from mnist_serving.model.predictions import number_review
+from mnist_serving.model.review import number_review
 
 from mnist_mlops.datasets.packaged_mnist import (
     locate_packaged_mnist,
@@ -149,9 +149,8 @@ def accuracy(model: bytes, numbers: list[ComposedNumber]) -> dict:
             continue
         finally:
             seconds.append(time.perf_counter() - started)
-        confidence = float(np.prod(reading.probabilities.max(axis=1)))
         readings.append(reading.number)
-        bands.append(number_review(confidence, reading.doubts, settings))
+        bands.append(number_review(reading.confidence, reading.doubts, settings))
         # Every mark cut as finely as the second look cuts the doubted ones: the
         # candidates of either look are (nearly all) among these. So many that
         # serving's candidate limit for 20 digits would refuse some: 200 here.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -117,13 +118,30 @@ def test_drawn_parameters_are_strict(digits) -> None:
         render_drawn_test(images, labels, {"drawn": {"sed": 1}})
 
 
+@pytest.fixture
+def unloaded_preprocess(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """serving_view imports serving's preprocessing anew, and forgets it after."""
+    serving_view._preprocess.cache_clear()
+    yield
+    monkeypatch.undo()  # serving's modules back before the import is cached again
+    serving_view._preprocess.cache_clear()
+
+
+@pytest.mark.usefixtures("unloaded_preprocess")
 def test_without_the_serving_package_the_error_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "mnist_serving.imaging.preprocess", None)
-    serving_view._preprocess.cache_clear()
-    try:
-        with pytest.raises(MissingDependencyError, match=r"pip install --no-deps"):
-            serving_view.serving_input(b"")
-    finally:
-        serving_view._preprocess.cache_clear()
+    with pytest.raises(MissingDependencyError, match=r"pip install --no-deps"):
+        serving_view.serving_input(b"")
+
+
+@pytest.mark.usefixtures("unloaded_preprocess")
+def test_a_server_dependency_that_serving_lacks_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # serving is installed, but its module needs a package that is not
+    monkeypatch.delitem(sys.modules, "mnist_serving.imaging.preprocess")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(MissingDependencyError, match=r"needs 'PIL'"):
+        serving_view.serving_input(b"")

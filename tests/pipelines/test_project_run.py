@@ -46,6 +46,7 @@ TRACKED_METRICS = {
     "ece_drawn_before",
     "ece_drawn_after",
     "drawn_auto_approved_error_rate",
+    "number_test_auto_approved_error_rate",
     "average_confidence",
     "per_class_accuracy_0",
     "train_loss",
@@ -152,6 +153,8 @@ def test_default_pipeline_writes_every_output_and_tracks_the_run(
     assert metrics["number_drawn_samples"] == 10
     for key in (
         "number_test_exact",
+        "number_test_exact_bound",
+        "number_test_review_bands",
         "number_test_digit_accuracy",
         "number_drawn_exact",
         "number_drawn_digit_accuracy",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -38,6 +39,7 @@ TOUCHING_SHARE = 0.25
 INK = 30  # pixel value from which a column counts as ink when spacing digits
 DRAWN_REDUCTION = 7  # a drawn digit is drawn this many times MNIST's size
 DRAWN_SCALE = 4  # a drawn number is finished at this many times MNIST's scale
+REVIEW_BANDS = ("auto_approved", "secondary_verification", "manual_review")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ComposedNumber:
     image: np.ndarray  # (H, W) uint8, white on black
     label: str
     touching: bool
+    picks: tuple[int, ...] = ()  # each digit's index in the images it came from
 
 
 def _scaled(digit: np.ndarray, scale: float) -> np.ndarray:
@@ -128,7 +131,7 @@ def compose_numbers(
         picks, at = _plan(rng, len(images))
         image = compose_number(images[picks], at, rng)
         label = "".join(str(int(d)) for d in labels[picks])
-        numbers.append(ComposedNumber(image, label, at is not None))
+        numbers.append(ComposedNumber(image, label, at is not None, tuple(picks)))
     return numbers
 
 
@@ -176,7 +179,7 @@ def compose_drawn_numbers(
             (image.shape[1] * DRAWN_SCALE, image.shape[0] * DRAWN_SCALE),
             Image.Resampling.BILINEAR,
         )
-        number = ComposedNumber(image, label, at is not None)
+        number = ComposedNumber(image, label, at is not None, tuple(picks))
         numbers.append((number, finish(large, writer, rng)))
     return numbers
 
@@ -205,13 +208,21 @@ def number_metrics(
     numbers: list[ComposedNumber],
     readings: list[str | None],
     prefix: str = "number_test",
-) -> dict[str, float | int]:
+    alone: np.ndarray | None = None,
+    bands: list[str | None] | None = None,
+) -> dict[str, Any]:
     """Exact rate overall and on touching numbers, and digit accuracy, named
     `<prefix>_exact` and so on.
 
     Digit accuracy is one minus the edit distance per true digit, so a digit
     missed or split in two counts as an error; a refused number (None) counts
-    all its digits as errors.
+    all its digits as errors. With `alone` (whether the model reads each source
+    image right on its own), `<prefix>_exact_bound` is the share of numbers
+    whose every digit it reads right alone: what a perfect split would read,
+    so the gap to `<prefix>_exact` is the segmentation's. With `bands` (the
+    review band serving routed each reading to, None if refused),
+    `<prefix>_review_bands` gives each band's share of the numbers and the
+    share of those read wrong.
     """
     exact = [r == n.label for n, r in zip(numbers, readings, strict=True)]
     touching = [e for n, e in zip(numbers, exact, strict=True) if n.touching]
@@ -220,7 +231,7 @@ def number_metrics(
         min(len(n.label), _distance(n.label, r)) if r is not None else len(n.label)
         for n, r in zip(numbers, readings, strict=True)
     )
-    return {
+    metrics: dict[str, Any] = {
         f"{prefix}_exact": float(np.mean(exact)),
         f"{prefix}_touching_exact": float(np.mean(touching)) if touching else 0.0,
         f"{prefix}_digit_accuracy": 1.0 - errors / digits,
@@ -228,3 +239,27 @@ def number_metrics(
         f"{prefix}_touching_samples": len(touching),
         f"{prefix}_refused": sum(r is None for r in readings),
     }
+    if alone is not None:
+        whole = [bool(alone[list(n.picks)].all()) for n in numbers]
+        touching_whole = [w for n, w in zip(numbers, whole, strict=True) if n.touching]
+        metrics[f"{prefix}_exact_bound"] = float(np.mean(whole))
+        metrics[f"{prefix}_touching_exact_bound"] = (
+            float(np.mean(touching_whole)) if touching_whole else 0.0
+        )
+    if bands is not None:
+        metrics[f"{prefix}_review_bands"] = _band_figures(exact, bands)
+    return metrics
+
+
+def _band_figures(exact: list[bool], bands: list[str | None]) -> dict[str, Any]:
+    """Each review band's share of the numbers, and the numbers in it read wrong."""
+    figures = {}
+    for band in REVIEW_BANDS:
+        hits = [ok for ok, b in zip(exact, bands, strict=True) if b == band]
+        figures[band] = {
+            "share": len(hits) / len(exact),
+            "count": len(hits),
+            "errors": hits.count(False),
+            "error_rate": hits.count(False) / len(hits) if hits else 0.0,
+        }
+    return figures

@@ -30,13 +30,28 @@ def _preprocess() -> Callable[[bytes, int], np.ndarray]:
     try:
         from mnist_serving.imaging.preprocess import preprocess  # noqa: PLC0415
     except ImportError as exc:
-        raise MissingDependencyError(
-            "The serving package 'mnist_serving' is not installed: the drawn test "
-            "set goes through serving's own preprocessing. Install it into this "
-            "environment with `pip install --no-deps -e ./serving` (`make install` "
-            "does), which needs only NumPy, Pillow and pydantic."
+        raise _missing(
+            exc, "the drawn test set goes through serving's own preprocessing"
         ) from exc
     return preprocess
+
+
+def _missing(exc: ImportError, why: str) -> MissingDependencyError:
+    """The advice for a failed import of serving: which module, why, and the fix."""
+    if exc.name and not exc.name.startswith("mnist_serving"):
+        # Serving is there, but one of its modules imports a server dependency
+        # that the training image leaves out (it installs serving with --no-deps).
+        return MissingDependencyError(
+            f"The serving package 'mnist_serving' needs {exc.name!r}, which is not "
+            f"installed: {why}. Training imports only serving's modules that need "
+            "NumPy, Pillow and pydantic; install the full serving package with "
+            "`pip install -e ./serving` if you import more."
+        )
+    return MissingDependencyError(
+        f"The serving package 'mnist_serving' is not installed: {why}. Install it "
+        "into this environment with `pip install --no-deps -e ./serving` "
+        "(`make install` does), which needs only NumPy, Pillow and pydantic."
+    )
 
 
 def serving_input(image: bytes) -> np.ndarray:
@@ -107,38 +122,47 @@ def litert_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
 
 
 @cache
-def _read_number_image() -> tuple[Callable[..., Any], type[Exception]]:
+def _read_number_image() -> tuple[
+    Callable[..., Any], Callable[..., str], Callable[..., Any], type[Exception]
+]:
     try:
         from mnist_serving.core.errors import ServingError  # noqa: PLC0415
         from mnist_serving.model.number_reader import (  # noqa: PLC0415
             read_number_image,
         )
+        from mnist_serving.model.review import (  # noqa: PLC0415
+            Thresholds,
+            number_review,
+        )
     except ImportError as exc:
-        raise MissingDependencyError(
-            "The serving package 'mnist_serving' is not installed: the number test "
-            "set is read by serving's own number reader. Install it into this "
-            "environment with `pip install --no-deps -e ./serving` (`make install` "
-            "does)."
+        raise _missing(
+            exc, "the number test set is read by serving's own number reader"
         ) from exc
-    return read_number_image, ServingError
+    return read_number_image, number_review, Thresholds, ServingError
 
 
-def number_reader(model_bytes: bytes, max_digits: int) -> Callable[[bytes], str | None]:
-    """A function from PNG or JPEG bytes of a number to the digits serving reads.
+def number_reader(
+    model_bytes: bytes, max_digits: int, thresholds: tuple[float, float]
+) -> Callable[[bytes], tuple[str, str] | None]:
+    """A function from PNG or JPEG bytes of a number to the digits serving reads
+    and the review band it routes them to, with `thresholds` (auto-approve,
+    secondary) as its REVIEW_AUTO_APPROVE and REVIEW_SECONDARY.
 
     It reads exactly as POST /predict-number does (decode, segment, one batched
     call of the LiteRT model per look at a number), with one interpreter for
     all numbers.
     None where serving would refuse the image (its 4xx).
     """
-    read_number_image, refused = _read_number_image()
+    read_number_image, number_review, bands, refused = _read_number_image()
     predict = litert_predictor(model_bytes)
+    limits = bands(*thresholds)
 
-    def read(image: bytes) -> str | None:
+    def read(image: bytes) -> tuple[str, str] | None:
         try:
-            return read_number_image(image, predict, max_digits, MAX_PIXELS).number
+            reading = read_number_image(image, predict, max_digits, MAX_PIXELS)
         except refused:
             return None
+        return reading.number, number_review(reading.confidence, reading.doubts, limits)
 
     return read
 

@@ -115,6 +115,42 @@ def test_metrics_count_missed_and_split_digits() -> None:
     assert metrics["number_test_touching_samples"] == 2
 
 
+def test_exact_bound_counts_numbers_whose_digits_are_read_right_alone() -> None:
+    blank = np.zeros((28, 60), np.uint8)
+    numbers = [
+        ComposedNumber(blank, "12", touching=False, picks=(0, 1)),
+        ComposedNumber(blank, "34", touching=True, picks=(2, 3)),
+        ComposedNumber(blank, "56", touching=True, picks=(1, 4)),
+    ]
+    alone = np.array([True, True, True, False, True])  # image 3 is misread alone
+    metrics = number_metrics(numbers, ["12", "34", "56"], alone=alone)
+    assert metrics["number_test_exact_bound"] == pytest.approx(2 / 3)
+    assert metrics["number_test_touching_exact_bound"] == 0.5
+    assert "number_test_exact_bound" not in number_metrics(numbers, ["12"] * 3)
+
+
+def test_review_bands_count_the_numbers_read_wrong_in_each() -> None:
+    blank = np.zeros((28, 60), np.uint8)
+    numbers = [ComposedNumber(blank, label, touching=False) for label in "12345"]
+    readings = ["1", "7", "3", "4", None]
+    bands = ["auto_approved", "auto_approved", "manual_review", "manual_review", None]
+    routed = number_metrics(numbers, readings, bands=bands)["number_test_review_bands"]
+    assert routed["auto_approved"] == {
+        "share": 0.4,
+        "count": 2,
+        "errors": 1,
+        "error_rate": 0.5,
+    }
+    assert routed["secondary_verification"]["count"] == 0
+    assert routed["manual_review"]["error_rate"] == 0.0  # the refused one is in none
+
+
+def test_composed_numbers_name_the_images_they_hold(digits) -> None:
+    images, labels = digits
+    for number in compose_numbers(images, labels, 30, seed=4):
+        assert "".join(str(labels[i]) for i in number.picks) == number.label
+
+
 def test_node_reads_numbers_as_serving_does(digits, model_bytes) -> None:
     images, labels = digits
     x_official = (images / 255.0).astype(np.float32)[..., None]
@@ -123,11 +159,22 @@ def test_node_reads_numbers_as_serving_does(digits, model_bytes) -> None:
     assert metrics["number_test_samples"] == 40
     assert metrics["number_test_exact"] >= 0.6
     assert metrics["number_test_digit_accuracy"] >= 0.9
+    assert 0.6 <= metrics["number_test_exact_bound"] <= 1.0
+    routed = metrics["number_test_review_bands"]
+    assert (
+        sum(b["count"] for b in routed.values()) == 40 - metrics["number_test_refused"]
+    )
+    wrong = round((1 - metrics["number_test_exact"]) * 40)
+    assert sum(b["errors"] for b in routed.values()) <= wrong
     evaluation = {"per_class_accuracy": {}, "review_bands_official": {}}
     drawn = {"review_bands_drawn": {}}
     collected, scalars = collect_metrics(evaluation, drawn, {}, metrics)
     assert collected["number_test_exact"] == metrics["number_test_exact"]
     assert "number_test_exact" in scalars
+    assert (
+        scalars["number_test_auto_approved_share"]["value"]
+        == (routed["auto_approved"]["share"])
+    )
     card = CardMetrics(test_accuracy=0.9, official_test_accuracy=0.9, **metrics)
     assert card.model_dump()["number_test_digit_accuracy"] > 0
 

@@ -306,25 +306,41 @@ def evaluate_numbers(
     """Read composed numbers of official test digits as POST /predict-number does:
     MNIST's own strokes (`number_test_*`) and, when `drawn_count` is set, the
     same kind of numbers written by drawn-digit writers (`number_drawn_*`).
+    `number_test_exact_bound` is the share of numbers whose every digit the
+    model reads right alone: no segmentation can read more of them.
+    `<prefix>_review_bands` are the numbers' review bands as serving routes
+    them with `review_bands`' thresholds, and the share of each read wrong.
 
     The exported LiteRT model is what serving runs, so the figures are those a
     caller of the service would see on these numbers.
     """
-    cfg = parse(TrainingParams, params, PARAMS_FILE).numbers
+    training = parse(TrainingParams, params, PARAMS_FILE)
+    cfg, bands = training.numbers, training.review_bands
     if cfg.count == 0:
         return {}
     digits = np.rint(x_official.reshape(-1, 28, 28) * 255).astype(np.uint8)
     numbers = compose_numbers(digits, y_official, cfg.count, cfg.seed)
-    read = number_reader(model_bytes, cfg.max_digits)
-    metrics = number_metrics(numbers, [read(to_png(n)) for n in numbers])
+    thresholds = (bands.auto_approved, bands.secondary_verification)
+    read = number_reader(model_bytes, cfg.max_digits, thresholds)
+    alone = litert_predict(model_bytes, x_official).argmax(axis=1) == y_official
+    readings, routed = _unzip([read(to_png(n)) for n in numbers])
+    metrics = number_metrics(numbers, readings, alone=alone, bands=routed)
     prefixes = ["number_test"]
     if cfg.drawn_count:
         drawn = compose_drawn_numbers(
             digits, y_official, cfg.drawn_count, cfg.drawn_seed
         )
-        readings = [read(data) for _, data in drawn]
-        metrics |= number_metrics([n for n, _ in drawn], readings, "number_drawn")
+        readings, routed = _unzip([read(data) for _, data in drawn])
+        metrics |= number_metrics(
+            [n for n, _ in drawn], readings, "number_drawn", bands=routed
+        )
         prefixes.append("number_drawn")
+    logger.info(
+        "Numbers whose every digit the model reads right alone: %.4f (touching "
+        "pairs %.4f); no split of the numbers reads more.",
+        metrics["number_test_exact_bound"],
+        metrics["number_test_touching_exact_bound"],
+    )
     for prefix in prefixes:
         logger.info(
             "Composed numbers (%s) read exactly: %.4f (touching pairs %.4f), "
@@ -335,6 +351,13 @@ def evaluate_numbers(
             metrics[f"{prefix}_digit_accuracy"],
         )
     return metrics
+
+
+def _unzip(
+    found: list[tuple[str, str] | None],
+) -> tuple[list[str | None], list[str | None]]:
+    """Readings and review bands of `number_reader`'s answers (None: refused)."""
+    return [f[0] if f else None for f in found], [f[1] if f else None for f in found]
 
 
 def collect_metrics(
@@ -361,8 +384,13 @@ def collect_metrics(
         f"per_class_accuracy_{d}": {"value": v, "step": 0}
         for d, v in metrics["per_class_accuracy"].items()
     }
-    for name in ("official", "drawn"):
-        for band, figures in bands[name].items():
+    routed = {name: bands[name] for name in ("official", "drawn")} | {
+        key.removesuffix("_review_bands"): value
+        for key, value in metrics.items()
+        if key.startswith("number_") and key.endswith("_review_bands")
+    }
+    for name, figures_of in routed.items():
+        for band, figures in figures_of.items():
             for key in ("share", "error_rate"):
                 scalars[f"{name}_{band}_{key}"] = {"value": figures[key], "step": 0}
     return metrics, scalars
@@ -462,6 +490,10 @@ def check_parity(  # noqa: PLR0913, PLR0917 - a node's inputs are its datasets
 CARD_METRICS = (
     "number_test_exact",
     "number_test_touching_exact",
+    "number_test_exact_bound",
+    "number_test_touching_exact_bound",
+    "number_test_review_bands",
+    "number_drawn_review_bands",
     "number_test_digit_accuracy",
     "number_drawn_exact",
     "number_drawn_touching_exact",
