@@ -23,6 +23,7 @@ from mnist_mlops.azure.resources import (
     load_resources,
 )
 from tests.azure.azurite import DEV_KEY
+from tests.azure.locks import IMAGE_LOCK, pins
 from tests.conftest import ROOT
 
 BLOB_ENVS = ("azure", "azurite")
@@ -166,13 +167,8 @@ def test_provision_dry_run_prints_both_entities() -> None:
 
 
 def test_training_image_pins_what_the_tests_run_except_azureml_mlflows_caps() -> None:
-    def pins(path: Path) -> dict[str, str]:
-        lines = path.read_text().splitlines()
-        pinned = [line.split()[0] for line in lines if re.match(r"^[a-z0-9]", line)]
-        return dict(line.split("==") for line in pinned)  # hashes follow the pin
-
     repo = pins(ROOT / "requirements.lock")
-    image = pins(ROOT / "conf/azure/environment/requirements.lock")
+    image = pins(IMAGE_LOCK)
     same = ["kedro", "kedro-azureml", "kedro-datasets", "kedro-mlflow", "keras"]
     same += ["tensorflow", "numpy", "adlfs", "azure-ai-ml", "ai-edge-litert"]
     assert {p: image[p] for p in same} == {p: repo[p] for p in same}
