@@ -80,7 +80,13 @@ ISSUED: set[str] = set()  # request ids of the stateful run's 200 answers
 # Operations whose inputs can be varied (a body); the others take no parameters,
 # so Hypothesis runs out of distinct cases long before EXAMPLES.
 STEPS_PER_RUN = 10  # stateful steps per generated scenario (at most)
-WITH_INPUT = ("POST /predict", "POST /predict-drawing", "POST /predict-batch")
+WITH_INPUT = (
+    "POST /predict",
+    "POST /predict-drawing",
+    "POST /predict-batch",
+    "POST /predict-number",
+    "POST /predict-number-drawing",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,7 +146,8 @@ Workflow.TestCase.settings = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-TestStateful = seed(SEED)(Workflow.TestCase)
+# About 1,000 scenarios over five operations take two minutes or more here.
+TestStateful = pytest.mark.timeout(600)(seed(SEED)(Workflow.TestCase))
 
 
 def test_stateful_run_sent_enough_and_followed_the_links():
