@@ -103,7 +103,9 @@ def test_sigterm_writes_the_queue_before_exiting(tmp_path, digit_png):
     """Records still queued at SIGTERM (flushed only every 60 s) are all stored.
 
     DATABASE_URL unset: the default store, a SQLite file under the working
-    directory's data/feedback/, as `make serve` uses it.
+    directory's data/feedback/, as `make serve` uses it. The store writes once
+    at start, with the schema; predictions wait for that write (the store
+    `ok`), so that all 30 are still queued at SIGTERM.
     """
     url = f"sqlite:///{tmp_path / 'data' / 'feedback' / 'feedback.db'}"
     env = {
@@ -113,6 +115,8 @@ def test_sigterm_writes_the_queue_before_exiting(tmp_path, digit_png):
         "SHUTDOWN_DELAY_SECONDS": "0",
     }
     with running_server(tmp_path, env) as server:
+        store = lambda: httpx.get(f"{server.url}/health").json()["feedback_store"]  # noqa: E731
+        wait_for(lambda: store() == "ok", "the store's first write (the schema)")
         for _ in range(30):
             assert predict(server.url, digit_png).status_code == 200
         assert count_rows(url) == 0
