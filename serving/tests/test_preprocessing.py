@@ -118,6 +118,41 @@ def test_alpha_is_flattened_onto_white():
     assert out_alpha.max() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("pen", [(255, 255, 255), (250, 240, 90)])
+def test_light_strokes_on_a_transparent_canvas_keep_their_ink(pen):
+    """A dark-mode app's white or yellow pen would vanish if flattened onto white."""
+    strokes = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(strokes).line([(140, 40), (140, 240)], fill=(*pen, 255), width=18)
+    on_white = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(on_white).line([(140, 40), (140, 240)], fill="black", width=18)
+    np.testing.assert_allclose(
+        preprocess(png(strokes), LIMIT), preprocess(png(on_white), LIMIT), atol=0.02
+    )
+
+
+def test_a_light_document_with_transparent_margins_stays_on_white(sample):
+    """Mostly opaque paper: the transparent margins are paper, not ink."""
+    paper = Image.fromarray(255 - sample["images"][3]).resize((200, 200))
+    framed = Image.new("RGBA", (240, 240), (0, 0, 0, 0))
+    framed.paste(paper.convert("RGBA"), (20, 20))
+    flat = Image.new("L", (240, 240), 255)
+    flat.paste(paper, (20, 20))
+    np.testing.assert_allclose(
+        preprocess(png(framed), LIMIT), preprocess(png(flat), LIMIT), atol=1e-5
+    )
+
+
+def test_white_strokes_of_a_palette_png_on_its_transparent_colour():
+    image = Image.new("P", (50, 50), 0)
+    image.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    ImageDraw.Draw(image).rectangle((20, 5, 28, 45), fill=1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", transparency=0)
+    height, width = ink_box(preprocess(buffer.getvalue(), LIMIT))
+    assert height == DIGIT_BOX
+    assert width < 8
+
+
 def test_palette_png_with_transparency():
     image = Image.new("P", (50, 50), 0)
     image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)

@@ -148,7 +148,7 @@ def _reduce(image: Image.Image, side: int) -> Image.Image:
 
 
 def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
-    """Decode to a float32 0-255 gray array, alpha flattened onto white, reduced.
+    """Decode to a float32 0-255 gray array, alpha flattened (`_paper`), reduced.
 
     The longer side of the result is at most `work_side` pixels.
     """
@@ -164,8 +164,8 @@ def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
         image = _reduce(image, work_side)
         if image.mode in _ALPHA_MODES:
             rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(white, rgba)
+            paper = Image.new("RGBA", rgba.size, _paper(rgba))
+            image = Image.alpha_composite(paper, rgba)
         if image.mode != "L":
             image = image.convert("L")
         return pixels(image, np.uint8).astype(np.float32)
@@ -173,6 +173,23 @@ def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
         raise BadImageError(
             f"image could not be decoded: {exc}; send a complete PNG or JPEG file"
         ) from exc
+
+
+def _paper(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """The colour to flatten transparency onto: white, unless the strokes are light.
+
+    Where the opaque pixels are a minority, they are the strokes of a drawing
+    on a transparent canvas; light strokes (a dark-mode app's white pen) would
+    vanish on white, so they go on black. A document with transparent margins
+    is mostly opaque, and goes on white as before.
+    """
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / SCALE
+    opaque = float(alpha.sum())
+    if opaque == 0 or opaque >= alpha.size / 2:
+        return (255, 255, 255, 255)
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+    lightness = float((gray * alpha).sum()) / opaque
+    return (0, 0, 0, 255) if lightness > SCALE / 2 else (255, 255, 255, 255)
 
 
 def decode_gray(

@@ -3,7 +3,8 @@
 Every endpoint, single images and batches alike, and the training project's
 evaluation of drawn digits go through `grays_to_mnist` (vectorised over a
 stack of same-size images). The steps follow how
-MNIST itself was made: grayscale (alpha flattened onto white), white digit on
+MNIST itself was made: grayscale (transparency flattened onto white, or onto
+black under light strokes), white digit on
 black (inverted when the input is dark on light), cropped to the ink's bounding
 box, the longer side scaled to 20 px keeping the aspect ratio, pasted into
 28x28 so that its centre of mass is in the middle, and divided by 255.
