@@ -50,12 +50,34 @@ def test_drawing_body_errors(client, body, content_type, status, detail):
     assert detail in response.json()["detail"]
 
 
-def test_multipart_without_boundary_is_400(client):
+@pytest.mark.parametrize(
+    ("content_type", "body", "problem"),
+    [
+        ("multipart/form-data", b"x", "Missing boundary"),
+        ("multipart/form-data; boundary=b", b"--b\r\nno headers\r\n", "Invalid"),
+        (
+            "multipart/form-data; boundary=b",
+            b"".join(
+                b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i
+                for i in range(10_000)
+            )
+            + b"--b--\r\n",
+            "Too many fields",
+        ),
+    ],
+)
+def test_a_multipart_body_the_parser_refuses_is_400_with_the_fix(
+    client, content_type, body, problem
+):
+    """The parser's reason, then what to send instead."""
     response = client.post(
-        "/predict", content=b"x", headers={"content-type": "multipart/form-data"}
+        "/predict", content=body, headers={"content-type": content_type}
     )
     assert response.status_code == 400
-    assert "Missing boundary" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail.startswith("multipart body cannot be read: ")
+    assert problem in detail
+    assert "curl -F file=@digit.png" in detail
 
 
 def test_multipart_cut_short_has_no_file(client):

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect
 
@@ -106,8 +107,8 @@ async def client_gone(request: Request, _: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors as {"detail": ...}, the framework's terse ones reworded.
 
-    The body limit (413) and the multipart file limit (400) of the framework
-    say neither the limit nor the fix.
+    The body limit (413), the multipart file limit (400) and the multipart
+    parser's other errors (400) of the framework do not say the fix.
     """
     assert isinstance(exc, HTTPException)  # noqa: S101
     if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's body parsing
@@ -131,6 +132,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
         detail = (
             f"batch has more than {limit} images, above the limit of {limit}; "
             "split it into smaller batches"
+        )
+    elif status == 400 and isinstance(exc.__context__, MultiPartException):  # noqa: PLR2004
+        detail = (
+            f"multipart body cannot be read: {detail} Send multipart/form-data as "
+            "an HTTP client builds it, with the image in field 'file' (curl -F "
+            "file=@digit.png), or the image itself as image/png or image/jpeg"
         )
     return JSONResponse({"detail": detail}, status_code=status, headers=exc.headers)
 
