@@ -172,6 +172,57 @@ def test_specks_are_ignored(client, number):
     assert read(client, noisy).json()["number"] == "4071"
 
 
+def framed(image: np.ndarray, top: int, bottom: int, margin: int = 8) -> np.ndarray:
+    """`image` (white on black) in a printed box 2 px thick: its top and bottom
+    rules at rows `top` and `bottom` of the image, padded by `margin` columns."""
+    out = np.pad(image, ((margin, margin), (margin, margin)))
+    top, bottom = top + margin, bottom + margin
+    out[top : top + 2, 2:-2] = 255
+    out[bottom - 2 : bottom, 2:-2] = 255
+    out[top:bottom, 2:4] = 255
+    out[top:bottom, -4:-2] = 255
+    return out
+
+
+def underlined(image: np.ndarray, row: int) -> np.ndarray:
+    """`image` with a rule 2 px thick across its whole width at `row`."""
+    out = image.copy()
+    out[row : row + 2, :] = 255
+    return out
+
+
+def test_a_printed_box_around_the_number_is_not_read(client, number):
+    """An amount box cropped with the field: its rules and sides are erased."""
+    height = number.image.shape[0]
+    clear = framed(number.image, -6, height + 6)
+    assert read(client, clear).json()["number"] == "4071"
+    rows = np.flatnonzero((number.image > 64).any(axis=1))
+    tight = framed(number.image, rows[0] + 2, rows[-1] - 1)  # rules cross the ink
+    assert label_marks(tight > 64)[1] == 1  # box and digits are one mark
+    assert read(client, tight).json()["number"] == "4071"
+
+
+def test_a_rule_the_digits_sit_on_is_not_read(client, number):
+    rows = np.flatnonzero((number.image > 64).any(axis=1))
+    image = underlined(number.image, rows[-1] - 2)
+    assert label_marks(image > 64)[1] == 1  # the rule joins the digits
+    assert read(client, image).json()["number"] == "4071"
+
+
+def test_strokes_of_one_digit_are_not_taken_for_rules(client, sample):
+    """A 7's bar or a 1 fills most of a one-digit field, but is no longer than
+    the line is high."""
+    for digit in "71":
+        one = compose(first_of(sample, digit))
+        assert read(client, one.image).json()["number"] == digit
+
+
+def test_an_empty_box_is_422(client):
+    response = read(client, framed(np.zeros((40, 200), np.uint8), 0, 40))
+    assert response.status_code == 422
+    assert "no digit found" in response.json()["detail"]
+
+
 def test_the_confidence_counts_each_crops_chance_of_being_one_digit(
     client, number, monkeypatch
 ):

@@ -56,6 +56,15 @@ MAX_ATOMS = 16  # a digit is made of at most this many atoms (strokes or pieces)
 # and a scribble that is mostly cuts would make thousands. Numbers composed of
 # test digits need at most 23 a digit (44 over both looks).
 MAX_CANDIDATES_PER_DIGIT = 64
+# A printed rule (a form's underline, the edges of an amount box) is one
+# straight run of ink at least this many times the ink's height long, or, on the
+# ink's top or bottom edge, across this share of its width and this many heights
+# long. A box's sides join a top and a bottom rule and span this share of the
+# height between them. A digit's longest straight stroke is about one line.
+RULE_RUN = 2.0
+EDGE_SPAN = 0.9
+EDGE_RUN = 1.5
+SIDE_SPAN = 0.9
 MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
 MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
 NO_DIGIT = (
@@ -162,6 +171,49 @@ def _boxes(labels: np.ndarray, count: int) -> np.ndarray:
     np.minimum.at(boxes[:, 2], marks, cols)
     np.maximum.at(boxes[:, 3], marks, cols + 1)
     return boxes
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every horizontal run of True in `mask`: its row, first column and end."""
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    starts, ends = np.argwhere(edges == 1), np.argwhere(edges == -1)
+    return starts[:, 0], starts[:, 1], ends[:, 1]
+
+
+def _without_rules(ink: np.ndarray) -> np.ndarray:
+    """`ink` with the printed rules of a form erased: long straight horizontal
+    runs, and where rules run along the top and the bottom (an amount box), the
+    vertical sides between them.
+
+    Ink that a digit shares with a rule goes with the rule; a rule that touches
+    the digits would otherwise join them into one mark. Strokes of handwriting
+    are far shorter, so numbers without rules are left as they are.
+    """
+    mask = ink >= INK_LEVEL
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return ink
+    height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+    margin = max(1, round(0.1 * height))
+    row, first, end = _runs(mask)
+    length = end - first
+    edge = (row - rows[0] <= margin) | (rows[-1] - row <= margin)
+    rule = (length >= RULE_RUN * height) | (
+        edge & (length >= EDGE_SPAN * width) & (length >= EDGE_RUN * height)
+    )
+    if not rule.any():
+        return ink
+    out = ink.copy()
+    for r, a, b in zip(row[rule], first[rule], end[rule], strict=True):
+        out[r, a:b] = 0
+    ruled = np.unique(row[rule])
+    top, bottom = ruled[0], ruled[-1]
+    if top - rows[0] <= margin and rows[-1] - bottom <= margin and bottom > top:
+        col, first, end = _runs(mask.T)
+        side = end - first >= SIDE_SPAN * (bottom - top)
+        for c, a, b in zip(col[side], first[side], end[side], strict=True):
+            out[a:b, c] = 0
+    return out
 
 
 def _line_ink(ink: np.ndarray) -> tuple[np.ndarray, int, int, int]:
@@ -531,7 +583,9 @@ def segment_gray(
     digits make, before any crop is made.
     """
     x_scale, y_scale = size[0] / gray.shape[1], size[1] / gray.shape[0]
-    ink = normalize_polarity(gray[None])[0]
+    ink = _without_rules(normalize_polarity(gray[None])[0])
+    if not (ink >= INK_LEVEL).any():
+        raise InvalidInputError(NO_DIGIT)
     line_ink, factor, top, left = _line_ink(ink)
     labels, count = label_marks(line_ink >= INK_LEVEL)
     if count > MAX_MARKS:
