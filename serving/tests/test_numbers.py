@@ -217,6 +217,25 @@ def test_strokes_of_one_digit_are_not_taken_for_rules(client, sample):
         assert read(client, one.image).json()["number"] == digit
 
 
+def dotted(number, after: int) -> np.ndarray:
+    """The number with a round dot at the foot of the line, in a gap opened
+    after digit `after` (1-based): a decimal point or a comma."""
+    image = number.image
+    rows = np.flatnonzero((image > 64).any(axis=1))
+    cut = number.lefts[after] - 3
+    dot = np.zeros((image.shape[0], 12), np.uint8)
+    yy, xx = np.mgrid[: image.shape[0], :12]
+    dot[(yy - (rows[-1] - 3)) ** 2 + (xx - 6) ** 2 <= 9] = 255
+    return np.hstack([image[:, :cut], dot, image[:, cut:]])
+
+
+def test_a_decimal_point_is_not_read_as_a_digit_and_is_a_doubt(client, number):
+    body = read(client, dotted(number, 2)).json()
+    assert body["number"] == "4071"
+    assert any("between digits 2 and 3" in d for d in body["segmentation_doubts"])
+    assert body["review"] != "auto_approved"
+
+
 def test_an_empty_box_is_422(client):
     response = read(client, framed(np.zeros((40, 200), np.uint8), 0, 40))
     assert response.status_code == 422

@@ -100,7 +100,8 @@ class NumberResponse(BaseModel):
         "in doubt."
     )
     segmentation_doubts: list[str] = Field(
-        description="Why the split into digits may be wrong; empty when it is clear."
+        description="Why the split into digits may be wrong, and where a dot or "
+        "comma stands between digits (it is not in `number`); empty when clear."
     )
     model_version: str
     request_id: str

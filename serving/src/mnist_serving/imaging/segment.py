@@ -65,6 +65,12 @@ RULE_RUN = 2.0
 EDGE_SPAN = 0.9
 EDGE_RUN = 1.5
 SIDE_SPAN = 0.9
+# A mark at most this many line heights tall and wide, its centre at least
+# SEPARATOR_LOW line heights below the middle of the line (at its foot), sharing
+# under STACKED of its columns with any other mark, is a decimal point or a
+# comma: it is not read as a digit but reported.
+SEPARATOR = 0.4
+SEPARATOR_LOW = 0.3
 MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
 MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
 NO_DIGIT = (
@@ -103,6 +109,8 @@ class Segmentation:
     # top left corner, and the factor it was reduced by (atoms' pixels are
     # factor x factor work pixels).
     origin: tuple[int, int, int] = (0, 0, 1)
+    # Column, in the input's pixels, of each decimal point or comma set apart.
+    separators: tuple[float, ...] = ()
 
 
 def work_side(width: int, height: int) -> int:
@@ -319,6 +327,30 @@ def _keep(boxes: np.ndarray) -> tuple[np.ndarray, float]:
     if not keep.any():
         raise InvalidInputError(NO_DIGIT)
     return keep, line
+
+
+def _separators(boxes: np.ndarray, keep: np.ndarray, line: float) -> np.ndarray:
+    """Which kept marks are decimal points or commas (see SEPARATOR).
+
+    A broken stroke of a digit shares the digit's columns, or stands higher,
+    and is kept; a dot standing apart at the foot of the line is punctuation,
+    which a digit classifier would read as some digit.
+    """
+    heights = boxes[:, 1] - boxes[:, 0]
+    widths = boxes[:, 3] - boxes[:, 2]
+    small = keep & (np.maximum(heights, widths) <= SEPARATOR * line)
+    big = keep & ~small
+    if not small.any() or not big.any():
+        return np.zeros_like(keep)
+    middle = float(np.median((boxes[big, 0] + boxes[big, 1]) / 2))
+    found = np.zeros_like(keep)
+    low = (boxes[:, 0] + boxes[:, 1]) / 2 >= middle + SEPARATOR_LOW * line
+    for mark in np.flatnonzero(small & low):
+        left, right = boxes[mark, 2:]
+        shared = np.minimum(boxes[keep, 3], right) - np.maximum(boxes[keep, 2], left)
+        shared[np.flatnonzero(keep) == mark] = 0
+        found[mark] = shared.max(initial=0) < STACKED * (right - left)
+    return found
 
 
 def _cuts(column_ink: np.ndarray, line: float, step_share: float) -> list[int]:
@@ -597,6 +629,14 @@ def segment_gray(
     boxes = _boxes(labels, count)
     keep, line = _keep(boxes)
     _check_solid(boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:], line)
+    apart = _separators(boxes, keep, line)
+    keep &= ~apart
+    if not keep.any():
+        raise InvalidInputError(NO_DIGIT)
+    separators = tuple(
+        float((left + (boxes[m, 2] + boxes[m, 3]) / 2 * factor) * x_scale)
+        for m in np.flatnonzero(apart)
+    )
     _check_extent(boxes[keep], line, max_digits)
     atoms = _atoms(labels, boxes, keep, line, refine)
     segments = _candidates(atoms, line, MAX_CANDIDATES_PER_DIGIT * max_digits)
@@ -620,4 +660,6 @@ def segment_gray(
         )
     cut = [strokes_between(a, b) if a.mark == b.mark else 0 for a, b in pairwise(atoms)]
     origin = (int(top), int(left), int(factor))
-    return Segmentation(atoms, segments, stack, boxes_out, line, cut, origin)
+    return Segmentation(
+        atoms, segments, stack, boxes_out, line, cut, origin, separators
+    )

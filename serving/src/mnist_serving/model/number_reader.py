@@ -206,6 +206,36 @@ def read_gray(
     read without doubt costs one call, as before.
     """
     seg = segment_gray(gray, size, max_digits)
+    reading = _two_looks(seg, gray, size, predict, max_digits)
+    reading.doubts.extend(_separator_doubts(seg.separators, reading.boxes))
+    return reading
+
+
+def _separator_doubts(
+    separators: tuple[float, ...], boxes: list[list[int]]
+) -> list[str]:
+    """Decimal points and commas between the digits read: the number is only
+    the digits, so where the mark belongs is for the caller to check."""
+    centres = [x + w / 2 for x, _, w, _ in boxes]
+    doubts = []
+    for column in separators:
+        place = sum(c < column for c in centres)
+        if 0 < place < len(boxes):
+            doubts.append(
+                f"a dot or comma between digits {place} and {place + 1} is not read "
+                "as a digit; check whether it is a decimal point"
+            )
+    return doubts
+
+
+def _two_looks(
+    seg: Segmentation,
+    gray: np.ndarray,
+    size: tuple[int, int],
+    predict: Callable[[np.ndarray], np.ndarray],
+    max_digits: int,
+) -> NumberReading:
+    """The first look's reading, or the second's where the first is in doubt."""
     inputs = grays_to_mnist(seg.crops)
     outputs = predict(inputs)
     reading, doubted = _best_reading(seg, inputs, outputs, max_digits)
