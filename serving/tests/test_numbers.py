@@ -236,6 +236,25 @@ def test_a_decimal_point_is_not_read_as_a_digit_and_is_a_doubt(client, number):
     assert body["review"] != "auto_approved"
 
 
+@pytest.mark.parametrize("dark_paper", [False, True])
+def test_a_photo_lit_unevenly_is_read(client, number, dark_paper):
+    """Paper from white to 60% grey across the field (a phone's photo), as JPEG;
+    and light ink on a board that darkens the other way."""
+    page = 255.0 - number.image  # dark ink on white paper
+    if dark_paper:
+        page = number.image.astype(np.float64)
+    height, width = page.shape
+    light = np.linspace(1.0, 0.6, width)[None, :] * np.linspace(1.0, 0.85, height)[
+        :, None
+    ]
+    shaded = page * light if not dark_paper else 255 - (255 - page) * light
+    photo = jpeg(np.clip(shaded, 0, 255).astype(np.uint8), quality=70)
+    response = client.post(
+        "/predict-number", content=photo, headers={"content-type": "image/jpeg"}
+    )
+    assert response.json()["number"] == "4071"
+
+
 def test_an_empty_box_is_422(client):
     response = read(client, framed(np.zeros((40, 200), np.uint8), 0, 40))
     assert response.status_code == 422

@@ -17,7 +17,7 @@ from mnist_serving.core.errors import (
     UnsupportedMediaError,
 )
 from mnist_serving.imaging.decode import decode_base64_image
-from mnist_serving.imaging.preprocess import CANVAS, DIGIT_BOX, preprocess
+from mnist_serving.imaging.preprocess import CANVAS, DIGIT_BOX, even_light, preprocess
 
 LIMIT = 50_000_000
 
@@ -105,6 +105,34 @@ def test_grey_paper_and_grey_ink_are_stretched(sample):
     reference = preprocess(png(sample["images"][5]), LIMIT)
     assert out.max() == pytest.approx(1.0)
     assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.98
+
+
+def test_paper_lit_unevenly_is_evened_out(sample):
+    """A phone's photo: the paper from white to 45% grey across the digit. One
+    global background would count the shaded side as ink."""
+    digit = np.asarray(
+        Image.fromarray(255 - sample["images"][7]).resize((280, 280)), np.float64
+    )
+    light = np.linspace(1.0, 0.45, 280)[None, :] * np.ones((280, 1))
+    photo = jpeg(np.clip(digit * light, 0, 255).astype(np.uint8))
+    reference = preprocess(png(digit.astype(np.uint8)), LIMIT)
+    out = preprocess(photo, LIMIT)
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.95
+
+
+def test_an_empty_page_lit_unevenly_has_no_ink():
+    """The shaded side of a blank photo is paper, not a digit: 422 no ink."""
+    light = np.linspace(250, 110, 300)[None, :] * np.ones((200, 1))
+    with pytest.raises(InvalidInputError, match="no ink found"):
+        preprocess(jpeg(light.astype(np.uint8)), LIMIT)
+
+
+def test_paper_lit_evenly_is_left_as_it_is():
+    """Scanner noise and a slight tint stay below EVEN_LIGHT: the same array."""
+    rng = np.random.default_rng(3)
+    paper = (230 + rng.normal(0, 5, (120, 160))).clip(0, 255).astype(np.float32)
+    paper[40:80, 70:76] = 20
+    assert even_light(paper) is paper
 
 
 def test_alpha_is_flattened_onto_white():

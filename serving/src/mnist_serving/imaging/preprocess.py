@@ -4,7 +4,7 @@ Every endpoint, single images and batches alike, and the training project's
 evaluation of drawn digits go through `grays_to_mnist` (vectorised over a
 stack of same-size images). The steps follow how
 MNIST itself was made: grayscale (transparency flattened onto white, or onto
-black under light strokes), white digit on
+black under light strokes), uneven light on the paper evened out, white digit on
 black (inverted when the input is dark on light), cropped to the ink's bounding
 box, the longer side scaled to 20 px keeping the aspect ratio, pasted into
 28x28 so that its centre of mass is in the middle, and divided by 255.
@@ -23,6 +23,14 @@ from mnist_serving.imaging.decode import SCALE, open_image, pixels, to_grayscale
 CANVAS = 28
 DIGIT_BOX = 20
 MIN_CONTRAST = 40.0  # ink must differ from the background by this much (0-255)
+# The paper's light is estimated on blocks this share of the image's shorter
+# side (at least MIN_LIGHT_BLOCKS of them); blocks this far below the fitted
+# surface (0-255) are taken for ink and left out of the fit.
+LIGHT_BLOCK = 0.1
+MIN_LIGHT_BLOCKS = 9
+PAPER_TOLERANCE = 12.0
+RIDGE = 1e-6  # keeps the fit's normal equations solvable for a row of blocks
+EVEN_LIGHT = 64  # paper whose level varies less than this (of 255) is left as is
 INK_FRACTION = 0.1  # pixels above this share of the peak count as ink for cropping
 STACK_PIXELS = 128 * 128  # batch images up to this size are preprocessed stacked
 # What the preprocessing learns about each image on the way, for drift monitoring.
@@ -40,6 +48,75 @@ class BlankImageError(InvalidInputError):
     def __init__(self, index: int) -> None:
         super().__init__(NO_INK)
         self.index = index
+
+
+def _paper_fit(levels: np.ndarray, light: bool) -> np.ndarray:
+    """A smooth surface (quadratic in x and y) through the blocks' paper levels.
+
+    Light on a page varies smoothly (a lamp's falloff, a phone's vignette);
+    blocks mostly covered by ink sit below it (above it on dark paper), so
+    they are dropped and the surface fitted again.
+    """
+    rows, cols = levels.shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    y, x = y.ravel() / max(rows - 1, 1), x.ravel() / max(cols - 1, 1)
+    terms = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1)
+    values = levels.ravel().astype(np.float64)
+    used = np.ones(len(values), dtype=bool)
+    for _ in range(3):
+        chosen = terms[used]
+        coefficients = np.linalg.solve(
+            chosen.T @ chosen + RIDGE * np.eye(terms.shape[1]),
+            chosen.T @ values[used],
+        )
+        fitted = terms @ coefficients
+        below = (fitted - values) if light else (values - fitted)
+        used = below <= PAPER_TOLERANCE
+        if used.sum() < terms.shape[1]:
+            break
+    return fitted.reshape(rows, cols)
+
+
+def even_light(gray: np.ndarray) -> np.ndarray:
+    """`gray` with the paper's uneven light evened out, as in a phone's photo.
+
+    The paper's level is the brightest (on dark paper, the darkest) pixel of
+    each block (`LIGHT_BLOCK`), a smooth surface is fitted through those levels
+    (`_paper_fit`) and scaled back to every pixel. On light paper each pixel is
+    divided by its paper's light (light falls on paper and ink alike), scaled
+    to the brightest paper; on dark paper, where that division would amplify
+    noise, the paper's excess over the darkest paper is subtracted. Ink keeps
+    its contrast to the paper around it, where one global background would
+    count a shaded side of the field as ink. Paper lit evenly (its surface
+    within EVEN_LIGHT) is left as it is.
+    """
+    height, width = gray.shape
+    block = max(2, round(LIGHT_BLOCK * min(height, width)))
+    rows, cols = -(-height // block), -(-width // block)
+    if rows * cols < MIN_LIGHT_BLOCKS:
+        return gray
+    padded = np.pad(
+        gray, ((0, rows * block - height), (0, cols * block - width)), "edge"
+    )
+    blocks = padded.reshape(rows, block, cols, block)
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    light = float(np.median(border)) > SCALE / 2
+    levels = blocks.max(axis=(1, 3)) if light else blocks.min(axis=(1, 3))
+    if float(levels.max() - levels.min()) < EVEN_LIGHT:
+        return gray  # even paper, and no block all ink: nothing to fit
+    paper = _paper_fit(levels, light)
+    if float(paper.max() - paper.min()) < EVEN_LIGHT:
+        return gray
+    level = pixels(
+        Image.fromarray(paper.astype(np.float32), "F").resize(
+            (width, height), Image.Resampling.BILINEAR
+        ),
+        np.float32,
+    )
+    if light:  # light falls on paper and ink alike: divide it out
+        top = float(paper.max())
+        return np.clip(gray * (top / np.maximum(level, 1.0)), 0, SCALE)
+    return np.clip(gray - (level - float(paper.min())), 0.0, SCALE)
 
 
 def normalize_polarity(grays: np.ndarray) -> np.ndarray:
@@ -157,9 +234,10 @@ def grays_to_mnist(grays: np.ndarray, features: np.ndarray | None = None) -> np.
 def gray_to_mnist(gray: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
     """One (H, W) float32 0-255 gray image to a (28, 28) float32 array in [0, 1].
 
-    `features`, when given, is (1, 4): see grays_to_mnist.
+    `features`, when given, is (1, 4): see grays_to_mnist. The paper's light is
+    evened out first (`even_light`).
     """
-    return grays_to_mnist(gray[None], features)[0]
+    return grays_to_mnist(even_light(gray)[None], features)[0]
 
 
 def batch_to_mnist(
@@ -178,7 +256,7 @@ def batch_to_mnist(
     for indices in groups.values():
         found = None if features is None else features[indices]  # a copy
         try:
-            stack = np.stack([grays[i] for i in indices])
+            stack = np.stack([even_light(grays[i]) for i in indices])
             fields[indices] = grays_to_mnist(stack, found)
         except BlankImageError as exc:
             raise BlankImageError(indices[exc.index]) from exc

@@ -23,7 +23,7 @@ from PIL import Image
 
 from mnist_serving.core.errors import InvalidInputError
 from mnist_serving.imaging.decode import SCALE, pixels, to_grayscale
-from mnist_serving.imaging.preprocess import normalize_polarity
+from mnist_serving.imaging.preprocess import even_light, normalize_polarity
 
 MAX_ASPECT = 400  # longer / shorter side of a number image (20 digits fit easily)
 WORK_PIXELS = 512 * 512  # an upload is box-reduced below this before NumPy work
@@ -615,7 +615,7 @@ def segment_gray(
     digits make, before any crop is made.
     """
     x_scale, y_scale = size[0] / gray.shape[1], size[1] / gray.shape[0]
-    ink = _without_rules(normalize_polarity(gray[None])[0])
+    ink = _without_rules(normalize_polarity(even_light(gray)[None])[0])
     if not (ink >= INK_LEVEL).any():
         raise InvalidInputError(NO_DIGIT)
     line_ink, factor, top, left = _line_ink(ink)
