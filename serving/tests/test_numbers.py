@@ -244,9 +244,9 @@ def test_a_photo_lit_unevenly_is_read(client, number, dark_paper):
     if dark_paper:
         page = number.image.astype(np.float64)
     height, width = page.shape
-    light = np.linspace(1.0, 0.6, width)[None, :] * np.linspace(1.0, 0.85, height)[
-        :, None
-    ]
+    light = (
+        np.linspace(1.0, 0.6, width)[None, :] * np.linspace(1.0, 0.85, height)[:, None]
+    )
     shaded = page * light if not dark_paper else 255 - (255 - page) * light
     photo = jpeg(np.clip(shaded, 0, 255).astype(np.uint8), quality=70)
     response = client.post(
