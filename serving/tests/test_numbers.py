@@ -209,6 +209,25 @@ def test_a_rule_the_digits_sit_on_is_not_read(client, number):
     assert read(client, image).json()["number"] == "4071"
 
 
+def test_lined_paper_is_erased_line_by_line(client, number):
+    """Faint lines every 25 px across a padded field, as on a notebook's page:
+    the outer lines go first, then the ones through the digits."""
+    image = np.pad(number.image, ((20, 20), (10, 10)))
+    image[8::25, :] = np.maximum(image[8::25, :], 135)
+    assert read(client, image).json()["number"] == "4071"
+
+
+def test_a_stroke_across_a_rule_stays_one_stroke():
+    """The rule's pixels under a crossing stroke are given back to the stroke."""
+    ink = np.zeros((60, 300), np.float32)
+    ink[30:32, 10:290] = 200.0  # the rule
+    ink[10:50, 150:154] = 255.0  # a stroke across it
+    out = segment_module._without_rules(ink)
+    assert out[30:32, 10:140].max() == 0  # the rule is gone
+    assert label_marks(out >= segment_module.INK_LEVEL)[1] == 1
+    assert out[30:32, 150:154].min() == 255.0
+
+
 def test_strokes_of_one_digit_are_not_taken_for_rules(client, sample):
     """A 7's bar or a 1 fills most of a one-digit field, but is no longer than
     the line is high."""

@@ -65,6 +65,7 @@ RULE_RUN = 2.0
 EDGE_SPAN = 0.9
 EDGE_RUN = 1.5
 SIDE_SPAN = 0.9
+RULE_PASSES = 3  # rules are looked for again in the ink left, this many times
 # A mark at most this many line heights tall and wide, its centre at least
 # SEPARATOR_LOW line heights below the middle of the line (at its foot), sharing
 # under STACKED of its columns with any other mark, is a decimal point or a
@@ -194,34 +195,62 @@ def _without_rules(ink: np.ndarray) -> np.ndarray:
     vertical sides between them.
 
     Ink that a digit shares with a rule goes with the rule; a rule that touches
-    the digits would otherwise join them into one mark. Strokes of handwriting
-    are far shorter, so numbers without rules are left as they are.
+    the digits would otherwise join them into one mark. Strokes that cross a
+    rule are mended (`_mend_strokes`). Rules are judged against the height of
+    the ink left, so once the outer lines of lined paper are gone the inner
+    ones are found too (RULE_PASSES). Strokes of handwriting are far shorter,
+    so numbers without rules are left as they are.
     """
-    mask = ink >= INK_LEVEL
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return ink
-    height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
-    margin = max(1, round(0.1 * height))
-    row, first, end = _runs(mask)
-    length = end - first
-    edge = (row - rows[0] <= margin) | (rows[-1] - row <= margin)
-    rule = (length >= RULE_RUN * height) | (
-        edge & (length >= EDGE_SPAN * width) & (length >= EDGE_RUN * height)
-    )
-    if not rule.any():
-        return ink
-    out = ink.copy()
-    for r, a, b in zip(row[rule], first[rule], end[rule], strict=True):
-        out[r, a:b] = 0
-    ruled = np.unique(row[rule])
-    top, bottom = ruled[0], ruled[-1]
-    if top - rows[0] <= margin and rows[-1] - bottom <= margin and bottom > top:
-        col, first, end = _runs(mask.T)
-        side = end - first >= SIDE_SPAN * (bottom - top)
-        for c, a, b in zip(col[side], first[side], end[side], strict=True):
-            out[a:b, c] = 0
+    out = ink
+    for index in range(RULE_PASSES):
+        mask = out >= INK_LEVEL
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if not len(rows):
+            return out
+        height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+        margin = max(1, round(0.1 * height))
+        row, first, end = _runs(mask)
+        length = end - first
+        edge = (row - rows[0] <= margin) | (rows[-1] - row <= margin)
+        rule = (length >= RULE_RUN * height) | (
+            edge & (length >= EDGE_SPAN * width) & (length >= EDGE_RUN * height)
+        )
+        if not rule.any():
+            return out
+        out = out.copy()
+        erased = np.zeros_like(mask)
+        for r, a, b in zip(row[rule], first[rule], end[rule], strict=True):
+            out[r, a:b] = 0
+            erased[r, a:b] = True
+        ruled = np.unique(row[rule])
+        _mend_strokes(out, erased, ruled)
+        top, bottom = ruled[0], ruled[-1]
+        box = top - rows[0] <= margin and rows[-1] - bottom <= margin
+        if index == 0 and box and bottom > top:
+            col, first, end = _runs(mask.T)
+            side = end - first >= SIDE_SPAN * (bottom - top)
+            for c, a, b in zip(col[side], first[side], end[side], strict=True):
+                out[a:b, c] = 0
     return out
+
+
+def _mend_strokes(out: np.ndarray, erased: np.ndarray, ruled: np.ndarray) -> None:
+    """Refill, in place, erased rule pixels where a stroke crosses the rule: a
+    digit written across a notebook's line would otherwise be cut in two.
+
+    In each band of neighbouring ruled rows, a column with ink just above and
+    just below the band gets the fainter of the two back.
+    """
+    starts = ruled[np.concatenate(([True], np.diff(ruled) > 1))]
+    ends = ruled[np.concatenate((np.diff(ruled) > 1, [True]))] + 1
+    for top, bottom in zip(starts.tolist(), ends.tolist(), strict=True):
+        if top == 0 or bottom >= out.shape[0]:
+            continue
+        above, below = out[top - 1], out[bottom]
+        crossed = (above >= INK_LEVEL) & (below >= INK_LEVEL)
+        band = erased[top:bottom] & crossed
+        out[top:bottom] = np.where(band, np.minimum(above, below), out[top:bottom])
 
 
 def _line_ink(ink: np.ndarray) -> tuple[np.ndarray, int, int, int]:
