@@ -18,9 +18,11 @@ The server has a CPU of its own and the attacker runs at the lowest priority
 With --pod, every request goes through the pod's nginx (k8s/base/proxy/
 nginx.conf, Debian's nginx) to a server with the pod's request limits
 (k8s/base/params.env), as the Service's clients reach it; peak RSS is still
-the app's. The attacks on connections (header floods, half-sent headers, slow
-bodies: attack_cases.PROXY_CASES) are run only then, nginx being what stops
-them. Without it, clients talk to uvicorn directly, as in the tests.
+the app's. nginx runs on the clients' CPU, not the server's: in the pod it is a
+container with a CPU limit of its own. The attacks on connections (header
+floods, half-sent headers, slow bodies: attack_cases.PROXY_CASES) are run only
+then, nginx being what stops them. Without it, clients talk to uvicorn
+directly, as in the tests.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ TESTS = Path(__file__).resolve().parents[2] / "serving" / "tests"
 sys.path.insert(0, str(TESTS))
 
 from attack_cases import CASES, PROXY_CASES, send  # noqa: E402
-from attack_harness import Attack, Figures, measure, pod_server  # noqa: E402
+from attack_harness import (  # noqa: E402
+    Attack,
+    Figures,
+    measure,
+    pod_server,
+    proxy_cpus,
+)
 from proxy import running_proxy  # noqa: E402
 from serve_process import Server, free_port  # noqa: E402
 
@@ -73,7 +81,8 @@ def target(workdir: Path, env: dict[str, str], pod: bool) -> Iterator[Server | P
             yield server
             return
         port = free_port()
-        with running_proxy(workdir / f"nginx-{port}", port, server.port):
+        proxy = workdir / f"nginx-{port}"
+        with running_proxy(proxy, port, server.port, cpus=proxy_cpus()):
             yield Proxied(f"http://127.0.0.1:{port}", server.pid)
 
 

@@ -160,6 +160,18 @@ def pod_limits() -> None:
     os.sched_setaffinity(0, server)
 
 
+def proxy_cpus() -> set[int]:
+    """The CPUs for the pod's nginx: not the server's.
+
+    nginx is a container of its own, with a CPU limit of its own
+    (k8s/base/deployment.yaml): what it spends on refusing floods is not the
+    app's CPU. Sharing the clients' CPUs is the harder case for the legitimate
+    client, which then competes with nginx as well as the attacker.
+    """
+    _, clients = _cpus()
+    return clients
+
+
 def _cpus() -> tuple[set[int], set[int]]:
     """(the server's CPUs, the clients'): split when there are two or more."""
     cpus = sorted(os.sched_getaffinity(0))

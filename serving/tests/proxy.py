@@ -53,12 +53,16 @@ def local_conf(tmp: Path, port: int, app_port: int) -> str:
 
 @contextmanager
 def running_proxy(
-    tmp: Path, port: int, app_port: int, cgroup_procs: Path | None = None
+    tmp: Path,
+    port: int,
+    app_port: int,
+    cgroup_procs: Path | None = None,
+    cpus: set[int] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """nginx with the pod's config on 127.0.0.1:`port`, proxying to `app_port`.
 
-    With `cgroup_procs`, nginx joins that cgroup before it starts, so its
-    workers are in it too.
+    With `cgroup_procs`, nginx joins that cgroup before it starts, and with
+    `cpus` it runs on those CPUs only; its workers inherit both.
     """
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "nginx.conf"
@@ -68,12 +72,14 @@ def running_proxy(
     def join_cgroup() -> None:
         if cgroup_procs is not None:
             cgroup_procs.write_text(str(os.getpid()))
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
 
     proc = subprocess.Popen(
         [nginx_path(), "-c", str(conf), "-e", "stderr"],
         stderr=log,
         stdout=log,
-        preexec_fn=join_cgroup,  # noqa: PLW1509 - writes one file, then execs
+        preexec_fn=join_cgroup,  # noqa: PLW1509 - one file and the CPUs, then execs
     )
     try:
         deadline = time.monotonic() + 10

@@ -24,6 +24,7 @@ from attack_harness import (
     oom_kills,
     peak_rss_mib,
     pod_server,
+    proxy_cpus,
 )
 from conftest import png
 from proxy import running_proxy
@@ -57,7 +58,9 @@ def pod(tmp_path_factory):
             memory_cgroup(name, PROXY_MEMORY) as proxy_procs,
         ):
             port = free_port()
-            with running_proxy(tmp / "nginx", port, server.port, proxy_procs) as nginx:
+            with running_proxy(
+                tmp / "nginx", port, server.port, proxy_procs, proxy_cpus()
+            ) as nginx:
                 yield f"http://127.0.0.1:{port}", server
                 assert nginx.poll() is None, "nginx exited during the attacks"
                 assert oom_kills(proxy_procs) == 0, "nginx was killed for memory"
