@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import ExifTags, Image
 
 from mnist_serving.core.config import Settings
 from mnist_serving.main import create_app
@@ -67,6 +67,34 @@ def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+# How a camera stores an upright picture for each EXIF orientation: the
+# inverse of the turn that shows it (6 and 8 undo each other; the rest, self).
+STORED = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def turned(
+    upright: Image.Image, orientation: int, kind: str = "JPEG"
+) -> tuple[Image.Image, bytes]:
+    """(the pixels as stored, the file) of a photo tagged with `orientation`."""
+    turn = STORED[orientation]
+    stored = upright if turn is None else upright.transpose(turn)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    buffer = io.BytesIO()
+    options = {"quality": 95} if kind == "JPEG" else {}
+    stored.save(buffer, kind, exif=exif.tobytes(), **options)
+    return stored, buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from attack_cases import scribble
-from conftest import jpeg, png
+from conftest import jpeg, png, turned
+from mnist_serving.core.config import Settings
 from mnist_serving.imaging import segment as segment_module
 from mnist_serving.imaging.segment import (
     Atom,
@@ -61,6 +62,30 @@ def test_reads_a_number_with_boxes_and_product_confidence(client, number):
         assert abs(x - left) <= 2
         assert 0 <= y and y + h <= height and x + w <= width
         assert len(digit["probabilities"]) == 10
+
+
+@pytest.mark.parametrize("orientation", [6, 8, 3])
+@pytest.mark.parametrize("scale", [1, 8])  # decoded inline, and in the child
+def test_a_phone_photo_is_read_upright_with_boxes_as_it_is_shown(
+    client, number, orientation, scale
+):
+    height, width = number.image.shape
+    upright = Image.fromarray(255 - number.image).resize(
+        (width * scale, height * scale)
+    )
+    _, data = turned(upright, orientation)
+    inline = Settings.model_fields["inline_pixels"].default
+    assert (upright.width * upright.height > inline) == (scale > 1)
+    response = client.post(
+        "/predict-number", content=data, headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["number"] == "4071"
+    for digit, left in zip(body["digits"], number.lefts, strict=True):
+        x, y, w, h = (value / scale for value in digit["box"])
+        assert abs(x - left) <= 2
+        assert 0 <= y and y + h <= height + 1 and x + w <= width + 1
 
 
 def test_multipart_and_json_variants_agree(client, number):

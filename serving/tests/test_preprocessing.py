@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import jpeg, png
+from conftest import jpeg, png, turned
 from mnist_serving.core.errors import (
     BadImageError,
     InvalidInputError,
@@ -275,3 +275,52 @@ def test_data_url_of_other_type():
 def test_base64_length_is_capped_before_decoding():
     with pytest.raises(TooLargeError, match="above the limit of 100"):
         decode_base64_image("A" * 101, 100)
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def test_a_photo_is_turned_upright_as_its_exif_orientation_says(
+    sample, orientation, kind
+):
+    # A tall, dark-on-light 7: every turn and flip of it reads differently.
+    upright = Image.fromarray(255 - sample["images"][0]).resize((84, 140))
+    stored, data = turned(upright, orientation, kind)
+    expected = preprocess(turned(upright, 1, kind)[1], LIMIT)
+    out = preprocess(data, LIMIT)
+    assert np.abs(out - expected).max() < 0.1  # JPEG's blocks move with the turn
+    as_stored = preprocess(turned(stored, 1, kind)[1], LIMIT)
+    assert np.abs(as_stored - expected).max() > 0.5
+
+
+def exif_of(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"XX\x00*\x00\x00\x00\x08",  # not TIFF: SyntaxError in Pillow
+        b"MM\x00*\x00\x00",  # cut short in its header: struct.error
+        b"MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12",  # a directory cut short
+        exif_of(9),  # an orientation EXIF does not define
+    ],
+)
+def test_a_damaged_exif_block_is_ignored(sample, block):
+    image = Image.fromarray(255 - sample["images"][0]).resize((84, 140))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", exif=block)
+    out = preprocess(buffer.getvalue(), LIMIT)
+    assert np.array_equal(out, preprocess(png(image), LIMIT))
+
+
+def test_exif_orientation_is_read_from_xmp_too(sample):
+    upright = Image.fromarray(255 - sample["images"][0]).resize((84, 140))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=95, xmp=xmp)
+    assert "exif" not in Image.open(buffer).info
+    out = preprocess(buffer.getvalue(), LIMIT)
+    assert np.abs(out - preprocess(turned(upright, 1)[1], LIMIT)).max() < 0.1

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from mnist_serving.core.errors import (
     BadImageError,
@@ -141,6 +141,50 @@ def _check_jpeg_scans(data: bytes) -> None:
     )
 
 
+# EXIF orientation (TIFF tag 274) to the turn that shows the picture upright,
+# as the EXIF standard defines it. ImageOps.exif_transpose applies the same
+# table, but it also rewrites the metadata, which a damaged block makes raise;
+# only the pixels matter here. 5-8 turn the picture a quarter.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The image's EXIF (or XMP) orientation; 1, as stored, when it has none.
+
+    Phones store a photo as the sensor read it and say here how to turn it.
+    A damaged block is ignored, as viewers ignore it.
+    """
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (SyntaxError, ValueError, OSError, struct.error):
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def shown_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as viewers show it, turned upright.
+
+    `to_grayscale` turns the pixels so; boxes are given in these pixels.
+    """
+    width, height = image.size
+    return (height, width) if _orientation(image) in _QUARTER_TURNS else (width, height)
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    """`image` turned as `orientation` says (after reduction: fewer pixels)."""
+    turn = _UPRIGHT.get(orientation)
+    return image if turn is None else image.transpose(turn)
+
+
 def _reduce(image: Image.Image, side: int) -> Image.Image:
     """Box-reduce by an integer factor so that the longer side is at most `side`."""
     factor = math.ceil(max(image.size) / side)
@@ -148,20 +192,22 @@ def _reduce(image: Image.Image, side: int) -> Image.Image:
 
 
 def to_grayscale(image: Image.Image, work_side: int = WORK_SIDE) -> np.ndarray:
-    """Decode to a float32 0-255 gray array, alpha flattened (`_paper`), reduced.
+    """Decode to a float32 0-255 gray array, alpha flattened (`_paper`), reduced,
+    and turned upright as its EXIF orientation says (see `shown_size`).
 
     The longer side of the result is at most `work_side` pixels.
     """
     try:
+        orientation = _orientation(image)
         if image.format == "JPEG":
             image.draft("L", (JPEG_DRAFT, JPEG_DRAFT))
         if image.mode in _WIDE_MODES:
-            return _wide_to_gray(image, work_side)
+            return _wide_to_gray(image, work_side, orientation)
         if image.mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")
         elif image.mode not in ("L", "RGB", *_ALPHA_MODES[:2]):
             image = image.convert("RGBA" if image.mode in _ALPHA_MODES else "L")
-        image = _reduce(image, work_side)
+        image = _upright(_reduce(image, work_side), orientation)
         if image.mode in _ALPHA_MODES:
             rgba = image.convert("RGBA")
             paper = Image.new("RGBA", rgba.size, _paper(rgba))
@@ -198,14 +244,15 @@ def decode_gray(
     max_aspect: int,
     work_side: int | Callable[[int, int], int] = WORK_SIDE,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """PNG or JPEG bytes to `to_grayscale`'s array and the image's (width, height).
+    """PNG or JPEG bytes to `to_grayscale`'s array and the image's `shown_size`.
 
     What a child process decodes: every check of `open_image` applies.
     `work_side` is the longer side to reduce to, or a function of the size.
     """
     image = open_image(data, max_pixels, max_aspect)
-    side = work_side if isinstance(work_side, int) else work_side(*image.size)
-    return to_grayscale(image, side), image.size
+    size = shown_size(image)
+    side = work_side if isinstance(work_side, int) else work_side(*size)
+    return to_grayscale(image, side), size
 
 
 def pixels(image: Image.Image, dtype: type) -> np.ndarray:
@@ -214,10 +261,11 @@ def pixels(image: Image.Image, dtype: type) -> np.ndarray:
     return data.reshape(image.height, image.width)
 
 
-def _wide_to_gray(image: Image.Image, work_side: int) -> np.ndarray:
+def _wide_to_gray(image: Image.Image, work_side: int, orientation: int) -> np.ndarray:
     """16-bit or float images: scaled to 0-255 by their range (16-bit: 65535)."""
     mode = image.mode
-    values = np.asarray(_reduce(image.convert("F"), work_side), dtype=np.float32)
+    reduced = _upright(_reduce(image.convert("F"), work_side), orientation)
+    values = np.asarray(reduced, dtype=np.float32)
     peak = 65535.0 if mode.startswith("I;16") else max(float(values.max()), 1.0)
     return np.clip(values * (SCALE / peak), 0, SCALE)
 

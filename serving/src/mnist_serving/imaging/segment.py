@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_serving.core.errors import InvalidInputError
-from mnist_serving.imaging.decode import SCALE, pixels, to_grayscale
+from mnist_serving.imaging.decode import SCALE, pixels, shown_size, to_grayscale
 from mnist_serving.imaging.preprocess import even_light, normalize_polarity
 
 MAX_ASPECT = 400  # longer / shorter side of a number image (20 digits fit easily)
@@ -125,7 +125,7 @@ def work_side(width: int, height: int) -> int:
 
 def work_image(image: Image.Image) -> np.ndarray:
     """Gray pixels of the image, reduced to its `work_side`."""
-    return to_grayscale(image, work_side=work_side(*image.size))
+    return to_grayscale(image, work_side=work_side(*shown_size(image)))
 
 
 def label_marks(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -625,7 +625,7 @@ def segment(image: Image.Image, max_digits: int) -> Segmentation:
     InvalidInputError (422) for no ink, noise, a field without digits, or
     clearly more than `max_digits` digits, before any crop is made.
     """
-    return segment_gray(work_image(image), image.size, max_digits)
+    return segment_gray(work_image(image), shown_size(image), max_digits)
 
 
 def segment_gray(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnist_serving.core.errors import InvalidInputError
-from mnist_serving.imaging.decode import open_image
+from mnist_serving.imaging.decode import open_image, shown_size
 from mnist_serving.imaging.preprocess import grays_to_mnist
 from mnist_serving.imaging.segment import (
     MAX_ASPECT,
@@ -360,7 +360,7 @@ def read_number_image(
     aspect bound (a 20-digit number is far wider than a digit).
     """
     image = open_image(data, max_pixels, max_aspect=MAX_ASPECT)
-    return read_gray(work_image(image), image.size, predict, max_digits)
+    return read_gray(work_image(image), shown_size(image), predict, max_digits)
 
 
 def _shape_doubts(path: tuple[int, ...], shapes: np.ndarray) -> list[str]:

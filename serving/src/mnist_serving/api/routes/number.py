@@ -11,7 +11,7 @@ from PIL import Image
 from mnist_serving.api.deps import PredictContext
 from mnist_serving.api.routes.feedback import record
 from mnist_serving.core.workers import inline, small
-from mnist_serving.imaging.decode import open_image
+from mnist_serving.imaging.decode import open_image, shown_size
 from mnist_serving.imaging.offload import decode_in_child
 from mnist_serving.imaging.segment import MAX_ASPECT, work_image, work_side
 from mnist_serving.model.number_reader import NumberReading, read_gray
@@ -21,7 +21,7 @@ from mnist_serving.model.review import number_review
 
 def _read(image: Image.Image, ctx: PredictContext) -> NumberReading:
     """Segment and classify a small image decoded inline; a worker thread."""
-    return _read_gray(work_image(image), image.size, ctx)
+    return _read_gray(work_image(image), shown_size(image), ctx)
 
 
 def _read_gray(
