@@ -19,6 +19,7 @@ from mnist_serving.imaging.segment import (
     segment,
     strokes_between,
 )
+from mnist_serving.model import number_reader as reader_module
 from mnist_serving.model.number_reader import (
     DOUBT_MARGIN,
     _close_rival,
@@ -134,6 +135,9 @@ def test_a_touching_pair_narrower_than_a_digit_is_cut_too(
     assert read(client, number.image).json()["number"] == digits
     with monkeypatch.context() as patch:
         patch.setattr(segment_module, "VALLEY", -1.0)  # no narrow mark is cut
+        # ... and no second look for the unsure digit the merged pair reads as,
+        # whose finer cuts would split the pair too.
+        patch.setattr(reader_module, "SECOND_LOOK_WHOLE", 0.0)
         assert read(client, number.image).json()["number"] != digits
 
 
@@ -499,13 +503,18 @@ def test_the_second_look_stands_only_if_the_model_finds_it_more_likely(
     )
 
 
-def test_a_number_read_without_doubt_costs_one_call():
+def bar_and_ring() -> Image.Image:
+    """A bar and a ring wide enough to be cut again, dark on light: "10"."""
     ink = np.zeros((60, 80), dtype=np.uint8)
     ink[8:52, 10:14] = 255
     rows, cols = np.mgrid[:60, :80]
     radius = np.hypot(rows - 32, cols - 45)
-    ink[(radius >= 10) & (radius <= 13)] = 255  # wide enough to be cut again
-    image = Image.fromarray(255 - ink)
+    ink[(radius >= 10) & (radius <= 13)] = 255
+    return Image.fromarray(255 - ink)
+
+
+def test_a_number_read_without_doubt_costs_one_call():
+    image = bar_and_ring()
     gray = segment_module.work_image(image)
     ring_mark = segment(image, 20).atoms[-1].mark
     plain = segment_module.segment_gray(gray, image.size, 20)
@@ -514,6 +523,33 @@ def test_a_number_read_without_doubt_costs_one_call():
     calls = []
     reading = read_gray(gray, image.size, shape_reader(calls), 20)
     assert (reading.number, reading.doubts, len(calls)) == ("10", [], 1)
+
+
+@pytest.mark.parametrize(("ring_p", "looks"), [(0.9, 1), (0.6, 2)])
+def test_a_digit_read_unsure_gets_a_second_look_without_a_doubt(ring_p, looks):
+    """A merged pair often reads as one unsure digit: a chosen crop below
+    SECOND_LOOK_WHOLE is cut again, though nothing else doubts the split. The
+    finer cuts read no likelier here, so the first reading and its (empty)
+    doubts stand."""
+    image = bar_and_ring()
+    calls: list[int] = []
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        calls.append(len(inputs))
+        ink = inputs.reshape(len(inputs), 28, 28) > 0.3
+        width, height = ink.any(axis=1).sum(axis=1), ink.any(axis=2).sum(axis=1)
+        if len(calls) > 1:  # the finer cuts' new crops: pieces, not digits
+            return np.array([digit(0, 0.5, 0.9)] * len(inputs), np.float32)
+        rows = [
+            digit(1, 0.99, 0.0) if w < 0.6 * h else digit(0, ring_p, 0.0)
+            for w, h in zip(width, height, strict=True)
+        ]
+        return np.array(rows, np.float32)
+
+    gray = segment_module.work_image(image)
+    reading = read_gray(gray, image.size, predict, 20)
+    assert (reading.number, reading.doubts, len(calls)) == ("10", [], looks)
+    assert reading.confidence == pytest.approx(0.99 * ring_p, rel=1e-3)
 
 
 def salt(image: np.ndarray, dots: int) -> np.ndarray:

@@ -76,6 +76,10 @@ PROBABILITY_FLOOR = 1e-6  # log of zero is not a score
 DOUBT_MARGIN = 0.5  # a different reading scoring within this of the best is a doubt
 DOUBT_PENALTY = 1.0  # a chosen digit whose shape penalty exceeds this is a doubt
 DOUBT_NOT_A_DIGIT = 0.5  # ... and one the model finds this likely not one digit
+# A chosen crop the model reads as one whole digit with less than this
+# probability (its top digit's times "one whole digit") gets a second look too,
+# without a doubt of its own: a merged pair often reads as one unsure digit.
+SECOND_LOOK_WHOLE = 0.8
 K_BEST = 3  # splits kept per segment, to find the best one that reads differently
 
 
@@ -198,7 +202,8 @@ def read_gray(
     """Segment and read a number's `work_image`, looking twice where in doubt.
 
     When the first split is doubtful (a digit of odd shape or likely not one
-    digit, or a close reading that differs), the marks of the doubted digits
+    digit, or a close reading that differs) or holds a digit read unsure
+    (SECOND_LOOK_WHOLE), the marks of the doubted digits
     are cut again at more places (`segment_gray`'s `refine`) and the number is
     read from those candidates: touching digits that the first cuts missed are
     often separated then. That reading replaces the first if its `confidence`
@@ -303,8 +308,8 @@ def _best_reading(
     seg: Segmentation, inputs: np.ndarray, outputs: np.ndarray, max_digits: int
 ) -> tuple[NumberReading, set[int]]:
     """The best split of the candidates given the model's outputs for them, and
-    the candidates it doubts: chosen digits of odd shape or likely not one
-    digit, and those a close rival split reads otherwise."""
+    the candidates to look at again: chosen digits of odd shape, likely not
+    one digit or read unsure, and those a close rival split reads otherwise."""
     probabilities = digit_probabilities(outputs)
     not_digit = (
         outputs[:, NOT_A_DIGIT]
@@ -341,7 +346,11 @@ def _best_reading(
             f"only {odds:.1f} times less likely"
         )
     doubted = {
-        i for i in path if shapes[i] > DOUBT_PENALTY or not_digit[i] > DOUBT_NOT_A_DIGIT
+        i
+        for i in path
+        if shapes[i] > DOUBT_PENALTY
+        or not_digit[i] > DOUBT_NOT_A_DIGIT
+        or top[i] < SECOND_LOOK_WHOLE
     }
     if rival is not None:
         doubted |= set(path) ^ set(rival[1])
