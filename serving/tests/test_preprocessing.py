@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw
 
 from conftest import jpeg, png, turned
 from mnist_serving.core.errors import (
@@ -294,7 +294,7 @@ def test_a_photo_is_turned_upright_as_its_exif_orientation_says(
 
 def exif_of(orientation: int) -> bytes:
     exif = Image.Exif()
-    exif[0x0112] = orientation
+    exif[ExifTags.Base.Orientation] = orientation
     return exif.tobytes()
 
 
