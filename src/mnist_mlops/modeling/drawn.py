@@ -277,11 +277,16 @@ def fine_skeletons(images: np.ndarray) -> np.ndarray:
     return skeletons | filled_regions(ink, skeletons)
 
 
-def render(images: np.ndarray, seed: int) -> list[bytes]:
-    """Each (28, 28[, 1]) image in [0, 1] as drawn-digit bytes; the same for a seed."""
+def render_skeletons(skeletons: np.ndarray, seed: int) -> list[bytes]:
+    """Each (H, W) skeleton (`fine_skeletons`) drawn in a random style, as bytes."""
     rng = np.random.default_rng(seed)
     out = []
-    for skeleton in fine_skeletons(images):
+    for skeleton in skeletons:
         style = random_style(rng)
         out.append(finish(draw_skeleton(skeleton, style), style, rng))
     return out
+
+
+def render(images: np.ndarray, seed: int) -> list[bytes]:
+    """Each (28, 28[, 1]) image in [0, 1] as drawn-digit bytes; the same for a seed."""
+    return render_skeletons(fine_skeletons(images), seed)

@@ -19,7 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import MissingDependencyError
 
-from .drawn import render
+from .drawn import render, render_skeletons
 
 # Serving's default `max_image_pixels`; the drawn digits are far below it.
 MAX_PIXELS = 16_777_216
@@ -68,6 +68,18 @@ def drawn_inputs(images: np.ndarray, seed: int) -> np.ndarray:
     if not len(images):
         return np.zeros((0, 28, 28, 1), np.float32)
     return np.stack([serving_input(image) for image in render(images, seed)])
+
+
+def skeleton_inputs(skeletons: np.ndarray, seed: int) -> np.ndarray:
+    """Skeletons (`drawn.fine_skeletons`) drawn and read back as serving reads them.
+
+    (N, 28, 28, 1) float32, the same for a seed; for digits whose strokes were
+    changed before drawing (`mnist_mlops.modeling.variants`).
+    """
+    if not len(skeletons):
+        return np.zeros((0, 28, 28, 1), np.float32)
+    drawn = render_skeletons(skeletons, seed)
+    return np.stack([serving_input(image) for image in drawn])
 
 
 @cache

@@ -22,6 +22,7 @@ from mnist_serving.model.card import (
 from sklearn.metrics import confusion_matrix
 
 from mnist_mlops.errors import ParityError, QualityGateError
+from mnist_mlops.modeling import variants
 from mnist_mlops.modeling.calibration import (
     calibrated_model,
     expected_calibration_error,
@@ -32,6 +33,7 @@ from mnist_mlops.modeling.calibration import (
     review_bands,
 )
 from mnist_mlops.modeling.cnn import N_CLASSES
+from mnist_mlops.modeling.drawn import fine_skeletons
 from mnist_mlops.modeling.litert import export_litert, litert_predict
 from mnist_mlops.modeling.loop import History, train, validation_split
 from mnist_mlops.modeling.number_set import (
@@ -47,15 +49,18 @@ from mnist_mlops.modeling.plots import (
 )
 from mnist_mlops.modeling.segment_examples import segment_examples
 from mnist_mlops.modeling.serving_view import (
-    drawn_inputs,
     drift_reference,
     number_reader,
+    skeleton_inputs,
 )
 from mnist_mlops.params import TrainingParams, parse
 
 logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "parameters_training.yml"
+# The writing variants draw from a random stream of their own (beside the drawn
+# digits' seed), so that turning them on leaves every other drawing as it was.
+VARIANTS_STREAM = 1
 
 
 # On Azure ML (kedro-azureml), this step runs as a TensorFlow job of N instances,
@@ -117,10 +122,21 @@ def draw_training_digits(
     rng = np.random.default_rng(own.seed)
     count = round(len(x_fit) * own.share)
     rows = np.sort(rng.choice(len(x_fit), count, replace=False))
-    x = drawn_inputs(x_fit[rows], own.seed).astype(x_train.dtype)
     y = y_fit[rows].copy()
+    skeletons = variants.vary(
+        fine_skeletons(x_fit[rows]),
+        y,
+        own.flagged_ones,
+        own.closed_fours,
+        np.random.default_rng([own.seed, VARIANTS_STREAM]),
+    )
+    x = skeleton_inputs(skeletons, own.seed).astype(x_train.dtype)
     logger.info(
-        "Drew %d training digits anew, read back as serving reads them.", len(y)
+        "Drew %d training digits anew (%.0f%% of the 1s flagged, %.0f%% of the "
+        "4s closed), read back as serving reads them.",
+        len(y),
+        100 * own.flagged_ones,
+        100 * own.closed_fours,
     )
     return x, y
 
