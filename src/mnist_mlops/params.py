@@ -148,10 +148,12 @@ class DrawnTrainingParams(Strict):
 
     share: float = Field(0.0, ge=0, le=1)  # of the fitted rows, drawn; 0: none
     seed: int = 20261203
-    # Of the drawn 1s given a flag, and of the drawn 4s redrawn closed at the
-    # top (`mnist_mlops.modeling.variants`): writing MNIST's writers rarely use.
+    # Of the drawn 1s given a flag, of the drawn 4s redrawn closed at the top,
+    # and of the drawn 7s given a bar across (`mnist_mlops.modeling.variants`):
+    # writing MNIST's writers rarely use.
     flagged_ones: float = Field(0.0, ge=0, le=1)
     closed_fours: float = Field(0.0, ge=0, le=1)
+    crossed_sevens: float = Field(0.0, ge=0, le=1)
 
 
 class TrainingParams(Strict):

@@ -1,15 +1,18 @@
 """Ways of writing a digit that MNIST's writers rarely use, drawn into skeletons.
 
 MNIST was written by American census staff and students: a 1 is one stroke, a
-4 is open at the top. Many writers elsewhere put a flag on their 1 (and often
-a base), and close the top of their 4 into a triangle. A model that never saw
-those reads a flagged 1 as a 7 and a closed 4 as a 9, sure of itself. These
-functions add the missing strokes to a 1's skeleton, or draw a closed 4 from
-its three strokes, at the resolution of `drawn.fine_skeletons`, so that the
-drawn renderer gives them pens, slants and scans like every other digit.
+4 is open at the top, a 7 has no bar across. Many writers elsewhere put a flag
+on their 1 (and often a base), close the top of their 4 into a triangle, and
+cross their 7 (`crossed_seven`). A model that never saw those reads a flagged 1 as a 7
+and a closed 4 as a 9, sure of itself. These functions add the missing
+strokes to a skeleton, or draw a closed 4 from its three strokes, at the
+resolution of `drawn.fine_skeletons`, so that the drawn renderer gives them
+pens, slants and scans like every other digit.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -32,7 +35,13 @@ CORNER_X = (0.0, 0.08)
 BAR_BEYOND = (0.12, 0.3)  # how far the bar runs on past the stem, at most to 1
 FOUR_WIDTH = (0.7, 0.95)  # box width, share of its height
 JITTER = 0.03  # of the box, on every end point
-ONE, FOUR = 1, 4
+# A European 7's bar crosses its stem at this height (share of the ink's
+# height, from its top), this long each side of the stem (share of the
+# height), and tilted up or down by at most TILT of the height at each end.
+CROSS_AT = (0.45, 0.6)
+CROSS_HALF = (0.15, 0.25)
+TILT = 0.04
+ONE, FOUR, SEVEN = 1, 4, 7
 
 
 def _lines(skeleton: np.ndarray, segments: list[tuple[float, ...]]) -> np.ndarray:
@@ -76,6 +85,28 @@ def flagged_one(skeleton: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return skeleton.copy()
 
 
+def crossed_seven(skeleton: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 7's skeleton with a short bar across its stem, as much of Europe writes it.
+
+    Where a bar would touch the 7's top stroke and close a loop (a 7 whose stem
+    curls back), another is drawn; after FLAG_TRIES the 7 is left plain.
+    """
+    rows, cols = np.nonzero(skeleton)
+    top, height = rows.min(), max(int(np.ptp(rows)), 1)
+    holes = loops(skeleton)
+    for _ in range(FLAG_TRIES):
+        y = round(top + height * rng.uniform(*CROSS_AT))
+        stem = cols[rows == y]
+        if not len(stem):
+            continue
+        x, half = float(stem.mean()), height * rng.uniform(*CROSS_HALF)
+        tilt = height * rng.uniform(-TILT, TILT)
+        crossed = _lines(skeleton, [(x - half, y + tilt, x + half, y - tilt)])
+        if loops(crossed) == holes:
+            return crossed
+    return skeleton.copy()
+
+
 def closed_four(rng: np.random.Generator, size: int = 28 * UPSAMPLE) -> np.ndarray:
     """The skeleton of a 4 whose top is closed: stem, diagonal and a crossing bar."""
     height = MNIST_BOX * UPSAMPLE
@@ -97,22 +128,35 @@ def closed_four(rng: np.random.Generator, size: int = 28 * UPSAMPLE) -> np.ndarr
     )
 
 
+class Shares(NamedTuple):
+    """Of each digit's drawn skeletons, the share that `vary` varies."""
+
+    flagged_ones: float = 0.0  # given a flag (`flagged_one`)
+    closed_fours: float = 0.0  # replaced by a closed 4 (`closed_four`)
+    crossed_sevens: float = 0.0  # given a bar across (`crossed_seven`)
+
+
 def vary(
     skeletons: np.ndarray,
     labels: np.ndarray,
-    flagged_ones: float,
-    closed_fours: float,
+    shares: Shares,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """A copy of the (N, H, W) skeletons with shares of the 1s and 4s varied.
+    """A copy of the (N, H, W) skeletons with `shares` of the 1s, 4s and 7s varied.
 
-    `flagged_ones` of the 1s get a flag (`flagged_one`); `closed_fours` of the
-    4s are replaced by a closed 4 (`closed_four`). Labels do not change.
+    Labels do not change. At a `crossed_sevens` of 0 no 7 draws from `rng`, so
+    the other digits come out as they did before 7s could be crossed.
     """
     out = skeletons.copy()
     for i, digit in enumerate(labels.tolist()):
-        if digit == ONE and rng.random() < flagged_ones:
+        if digit == ONE and rng.random() < shares.flagged_ones:
             out[i] = flagged_one(out[i], rng)
-        elif digit == FOUR and rng.random() < closed_fours:
+        elif digit == FOUR and rng.random() < shares.closed_fours:
             out[i] = closed_four(rng, out.shape[1])
+        elif (
+            digit == SEVEN
+            and shares.crossed_sevens
+            and rng.random() < shares.crossed_sevens
+        ):
+            out[i] = crossed_seven(out[i], rng)
     return out

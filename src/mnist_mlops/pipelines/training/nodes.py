@@ -126,17 +126,17 @@ def draw_training_digits(
     skeletons = variants.vary(
         fine_skeletons(x_fit[rows]),
         y,
-        own.flagged_ones,
-        own.closed_fours,
+        variants.Shares(own.flagged_ones, own.closed_fours, own.crossed_sevens),
         np.random.default_rng([own.seed, VARIANTS_STREAM]),
     )
     x = skeleton_inputs(skeletons, own.seed).astype(x_train.dtype)
     logger.info(
         "Drew %d training digits anew (%.0f%% of the 1s flagged, %.0f%% of the "
-        "4s closed), read back as serving reads them.",
+        "4s closed, %.0f%% of the 7s crossed), read back as serving reads them.",
         len(y),
         100 * own.flagged_ones,
         100 * own.closed_fours,
+        100 * own.crossed_sevens,
     )
     return x, y
 
