@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,32 +25,16 @@ import numpy as np
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "serving"))
+from bench_numbers import model_file, official_digits
 from mnist_serving.model.card import digit_probabilities
 
-from mnist_mlops.datasets.packaged_mnist import (
-    locate_packaged_mnist,
-    read_packaged_mnist,
-)
 from mnist_mlops.modeling import variants
 from mnist_mlops.modeling.drawn import fine_skeletons
 from mnist_mlops.modeling.serving_view import litert_predictor, skeleton_inputs
 
-OFFICIAL_TEST_ROWS = 10_000
 AUTO_APPROVE = 0.95
 SEED = 20261205  # not a seed that training draws with
-
-
-def model_file(uri: str) -> Path:
-    """The .tflite file of a model path or of its Kedro-versioned folder."""
-    path = Path(uri)
-    return path if path.is_file() else sorted(path.glob("*/*.tflite"))[-1]
-
-
-def test_digits() -> tuple[np.ndarray, np.ndarray]:
-    """MNIST's official 10,000 test digits, in [0, 1], and their labels."""
-    table = read_packaged_mnist(locate_packaged_mnist()).iloc[-OFFICIAL_TEST_ROWS:]
-    images = table.iloc[:, 1:].to_numpy(np.float32).reshape(-1, 28, 28) / 255.0
-    return images, table["label"].to_numpy()
 
 
 def main() -> None:
@@ -59,11 +44,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="digits a row")
     args = parser.parse_args()
     predict = litert_predictor(model_file(args.model_uri).read_bytes())
-    images, labels = test_digits()
+    images, labels = official_digits("test")
     rng = np.random.default_rng(SEED)
 
     def skeletons_of(digit: int) -> np.ndarray:
-        return fine_skeletons(images[labels == digit][: args.count])
+        return fine_skeletons(
+            images[labels == digit][: args.count].astype(np.float32) / 255.0
+        )
 
     ones = skeletons_of(1)
     rows = {

@@ -19,7 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from mnist_mlops.errors import MissingDependencyError
 
-from .drawn import render, render_skeletons
+from .drawn import fine_skeletons, render_skeletons
 
 # Serving's default `max_image_pixels`; the drawn digits are far below it.
 MAX_PIXELS = 16_777_216
@@ -60,14 +60,13 @@ def serving_input(image: bytes) -> np.ndarray:
 
 
 def drawn_inputs(images: np.ndarray, seed: int) -> np.ndarray:
-    """Digits drawn anew (`drawn.render`) and read back as serving reads uploads.
+    """Digits drawn anew (as `drawn.render` draws them) and read back as serving
+    reads uploads.
 
     (N, 28, 28, 1) float32, the same for a seed: what the model gets when people
     draw or scan these digits.
     """
-    if not len(images):
-        return np.zeros((0, 28, 28, 1), np.float32)
-    return np.stack([serving_input(image) for image in render(images, seed)])
+    return skeleton_inputs(fine_skeletons(images), seed)
 
 
 def skeleton_inputs(skeletons: np.ndarray, seed: int) -> np.ndarray:

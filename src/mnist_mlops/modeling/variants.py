@@ -3,11 +3,11 @@
 MNIST was written by American census staff and students: a 1 is one stroke, a
 4 is open at the top, a 7 has no bar across. Many writers elsewhere put a flag
 on their 1 (and often a base), close the top of their 4 into a triangle, and
-cross their 7 (`crossed_seven`). A model that never saw those reads a flagged 1 as a 7
-and a closed 4 as a 9, sure of itself. These functions add the missing
-strokes to a skeleton, or draw a closed 4 from its three strokes, at the
-resolution of `drawn.fine_skeletons`, so that the drawn renderer gives them
-pens, slants and scans like every other digit.
+cross their 7 (`crossed_seven`). A model that never saw those reads a flagged
+1 as a 7 and a closed 4 as a 9, sure of itself. These functions add the
+missing strokes to a skeleton, or draw a closed 4 from its three strokes, at
+the resolution of `drawn.fine_skeletons`, so that the drawn renderer gives
+them pens, slants and scans like every other digit.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FLAG_ANGLE = (35.0, 60.0)
 FLAG_LENGTH = (0.2, 0.35)
 BASE_SHARE = 0.5  # of the flagged ones that also get a base
 BASE_HALF = (0.15, 0.28)  # half the base's length, share of the stem
-FLAG_TRIES = 4  # flags drawn before a 1 whose every flag closes a loop is left plain
+TRIES = 4  # strokes tried before a digit whose every try closes a loop is left plain
 # A closed 4, in its box (0-1, y down): the stem's place across the box, the
 # bar's height, the left corner's and the bar's right end's place.
 STEM_X = (0.55, 0.72)
@@ -64,13 +64,13 @@ def flagged_one(skeleton: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 1's skeleton with a flag at its top, and a base at its foot half the time.
 
     A 1 that already hooks at the top can meet its flag and close a loop, which
-    no writer means; another flag is drawn then, and after FLAG_TRIES the 1 is
+    no writer means; another flag is drawn then, and after TRIES the 1 is
     left as it was.
     """
     top, foot = _end(skeleton, top=True), _end(skeleton, top=False)
     length = float(np.hypot(*(foot - top))) or 1.0
     holes = loops(skeleton)
-    for _ in range(FLAG_TRIES):
+    for _ in range(TRIES):
         angle = np.deg2rad(rng.uniform(*FLAG_ANGLE))
         flag = top + np.array([-np.sin(angle), np.cos(angle)]) * (
             length * rng.uniform(*FLAG_LENGTH)
@@ -89,12 +89,12 @@ def crossed_seven(skeleton: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 7's skeleton with a short bar across its stem, as much of Europe writes it.
 
     Where a bar would touch the 7's top stroke and close a loop (a 7 whose stem
-    curls back), another is drawn; after FLAG_TRIES the 7 is left plain.
+    curls back), another is drawn; after TRIES the 7 is left plain.
     """
     rows, cols = np.nonzero(skeleton)
     top, height = rows.min(), max(int(np.ptp(rows)), 1)
     holes = loops(skeleton)
-    for _ in range(FLAG_TRIES):
+    for _ in range(TRIES):
         y = round(top + height * rng.uniform(*CROSS_AT))
         stem = cols[rows == y]
         if not len(stem):
