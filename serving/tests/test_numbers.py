@@ -194,6 +194,22 @@ def test_broken_strokes_are_merged_into_one_digit(client, sample):
     assert read(client, number.image).json()["number"] == "547"
 
 
+def test_a_digit_wider_than_one_and_a_half_lines_is_one_candidate():
+    # A 0 lying wide, 1.7 line heights across, between two 1s: a slanted,
+    # rotated hand writes some digits that wide (a lying 8, a wide 6).
+    ink = np.zeros((80, 220), dtype=np.uint8)
+    ink[10:54, 10:14] = ink[10:54, 196:200] = 255  # the 1s set the line: 44 px
+    rows, cols = np.mgrid[:80, :220]
+    radius = np.hypot((rows - 32) / 20, (cols - 105) / 37)
+    ink[(radius >= 0.9) & (radius <= 1.0)] = 255
+    seg = segment(Image.fromarray(255 - ink), 20)
+    ring = [k for k, a in enumerate(seg.atoms) if a.mark == seg.atoms[1].mark]
+    assert len(ring) > 1  # wider than a line: cut into pieces
+    width = seg.atoms[ring[-1]].right - seg.atoms[ring[0]].left
+    assert 1.6 < width / seg.line_height < 1.8
+    assert (ring[0], ring[-1] + 1) in seg.segments  # ... and whole, once
+
+
 def test_specks_are_ignored(client, number):
     noisy = number.image.copy()
     for y, x in [(3, 3), (40, 20), (2, 60), (41, 90)]:

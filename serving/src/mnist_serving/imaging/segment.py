@@ -72,7 +72,11 @@ RULE_PASSES = 3  # rules are looked for again in the ink left, this many times
 # comma: it is not read as a digit but reported.
 SEPARATOR = 0.4
 SEPARATOR_LOW = 0.3
-MAX_SPAN = 1.5  # a candidate digit is at most this many line heights wide
+# A candidate digit is at most this many line heights wide. MNIST's own digits,
+# composed into numbers, are at most 1.41 wide; redrawn by a slanted, rotated
+# hand, 0.7% are wider than 1.5 (a lying 8, a wide 6), up to 1.74, and a digit
+# no candidate spans is always read as two.
+MAX_SPAN = 1.8
 MAX_GAP = 0.25  # ... and has at most this many line heights of empty columns
 NO_DIGIT = (
     "no digit found: the image holds no handwriting that could be a digit (only "
